@@ -1,0 +1,106 @@
+"""Organisations (the clients, our data owners), users, site assignments and console sessions."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, synonym
+
+from confide.storage.base import Base, PersonalText, UTCDateTime, field
+from confide.storage.scope import OrgScoped
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"  # the processor's staff: everything
+    OPERATOR = "operator"  # the managed team: the sites assigned to them, across organisations
+    CLIENT = "client"  # a client organisation's staff: their own organisation only
+
+
+class Organisation(OrgScoped, Base):
+    __tablename__ = "organisations"
+
+    id: Mapped[str] = field(String(32), primary_key=True, category="system.id", retention="account")
+    name: Mapped[str] = field(String(200), category="account.organisation.name", retention="account")
+    created_at: Mapped[datetime] = field(
+        UTCDateTime, category="system.operations", retention="account"
+    )
+    #: The organisation *is* the tenant: scoping filters on its own id.
+    organisation_id = synonym("id")
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = field(String(32), primary_key=True, category="system.id", retention="account")
+    #: None for the processor's staff (admins, operators); set for client users.
+    organisation_id: Mapped[str | None] = field(
+        ForeignKey("organisations.id", ondelete="CASCADE"),
+        nullable=True,
+        index=True,
+        category="system.id",
+        retention="account",
+    )
+    email: Mapped[str] = field(
+        String(320), unique=True, category="account.contact.email", retention="account"
+    )
+    name: Mapped[str] = field(PersonalText, category="account.name", retention="account")
+    role: Mapped[str] = field(String(16), category="system.authorisation", retention="account")
+    password_hash: Mapped[str] = field(
+        String(200), category="system.authentication", retention="account"
+    )
+    failed_logins: Mapped[int] = field(
+        Integer, default=0, category="system.authentication", retention="account"
+    )
+    locked_until: Mapped[datetime | None] = field(
+        UTCDateTime, nullable=True, category="system.authentication", retention="account"
+    )
+    created_at: Mapped[datetime] = field(
+        UTCDateTime, category="system.operations", retention="account"
+    )
+
+
+class SiteAssignment(Base):
+    """An operator (or client user) assigned to answer a site's chats."""
+
+    __tablename__ = "site_assignments"
+    __table_args__ = (UniqueConstraint("user_id", "site_id"),)
+
+    id: Mapped[int] = field(
+        Integer, primary_key=True, autoincrement=True, category="system.id", retention="account"
+    )
+    user_id: Mapped[str] = field(
+        ForeignKey("users.id", ondelete="CASCADE"), category="system.id", retention="account"
+    )
+    site_id: Mapped[str] = field(
+        ForeignKey("sites.id", ondelete="CASCADE"),
+        index=True,
+        category="system.id",
+        retention="account",
+    )
+
+
+class ConsoleSession(Base):
+    """A signed-in console session. The cookie holds the secret; we keep only its hash."""
+
+    __tablename__ = "console_sessions"
+
+    token_hash: Mapped[str] = field(
+        String(64), primary_key=True, category="system.authentication", retention="session"
+    )
+    user_id: Mapped[str] = field(
+        ForeignKey("users.id", ondelete="CASCADE"),
+        index=True,
+        category="system.id",
+        retention="session",
+    )
+    csrf_token: Mapped[str] = field(
+        String(64), category="system.authentication", retention="session"
+    )
+    created_at: Mapped[datetime] = field(
+        UTCDateTime, category="system.operations", retention="session"
+    )
+    expires_at: Mapped[datetime] = field(
+        UTCDateTime, category="system.operations", retention="session"
+    )

@@ -1,0 +1,140 @@
+"""Visitors (per site), conversations and messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped
+
+from confide.storage.base import Base, PersonalText, UTCDateTime, field
+from confide.storage.scope import SiteScoped
+
+
+class Visitor(SiteScoped, Base):
+    """A browser on ONE site. The same browser on another site is another, unrelated visitor."""
+
+    __tablename__ = "visitors"
+
+    id: Mapped[str] = field(String(32), primary_key=True, category="system.id", retention="contract")
+    organisation_id: Mapped[str] = field(
+        ForeignKey("organisations.id", ondelete="CASCADE"),
+        index=True,
+        category="system.id",
+        retention="contract",
+    )
+    site_id: Mapped[str] = field(
+        ForeignKey("sites.id", ondelete="CASCADE"),
+        index=True,
+        category="system.id",
+        retention="contract",
+    )
+    #: SHA-256 of the bearer token the widget holds for the session; never the token itself.
+    token_hash: Mapped[str | None] = field(
+        String(64), unique=True, nullable=True, category="user.device.token", retention="contract"
+    )
+    #: A pseudonymous label shown to agents ("Visitor 4F2A"), derived from the random id.
+    label: Mapped[str] = field(String(40), category="user.pseudonym", retention="contract")
+    created_at: Mapped[datetime] = field(
+        UTCDateTime, category="system.operations", retention="contract"
+    )
+    last_seen_at: Mapped[datetime] = field(
+        UTCDateTime, category="system.operations", retention="contract"
+    )
+
+
+class Conversation(SiteScoped, Base):
+    __tablename__ = "conversations"
+    __table_args__ = (Index("ix_conversations_site_state", "site_id", "state"),)
+
+    id: Mapped[str] = field(String(32), primary_key=True, category="system.id", retention="contract")
+    organisation_id: Mapped[str] = field(
+        ForeignKey("organisations.id", ondelete="CASCADE"),
+        index=True,
+        category="system.id",
+        retention="contract",
+    )
+    site_id: Mapped[str] = field(
+        ForeignKey("sites.id", ondelete="CASCADE"),
+        category="system.id",
+        retention="contract",
+    )
+    visitor_id: Mapped[str] = field(
+        ForeignKey("visitors.id", ondelete="CASCADE"),
+        index=True,
+        category="system.id",
+        retention="contract",
+    )
+    #: "chat" (live) or "enquiry" (the offline form).
+    source: Mapped[str] = field(String(16), category="system.operations", retention="contract")
+    state: Mapped[str] = field(String(16), category="system.operations", retention="contract")
+    operator_id: Mapped[str | None] = field(
+        ForeignKey("users.id", ondelete="SET NULL"),
+        nullable=True,
+        index=True,
+        category="system.id",
+        retention="contract",
+    )
+    #: Name and contact the visitor typed into the offline form or gave as display name.
+    visitor_name: Mapped[str | None] = field(
+        PersonalText, nullable=True, category="user.name", retention="contract"
+    )
+    visitor_contact: Mapped[str | None] = field(
+        PersonalText, nullable=True, category="user.contact", retention="contract"
+    )
+    last_seq: Mapped[int] = field(
+        Integer, default=0, category="system.operations", retention="contract"
+    )
+    visitor_seen_seq: Mapped[int] = field(
+        Integer, default=0, category="system.operations", retention="contract"
+    )
+    agent_seen_seq: Mapped[int] = field(
+        Integer, default=0, category="system.operations", retention="contract"
+    )
+    created_at: Mapped[datetime] = field(
+        UTCDateTime, category="system.operations", retention="contract"
+    )
+    updated_at: Mapped[datetime] = field(
+        UTCDateTime, category="system.operations", retention="contract"
+    )
+    closed_at: Mapped[datetime | None] = field(
+        UTCDateTime, nullable=True, category="system.operations", retention="contract"
+    )
+
+
+class Message(SiteScoped, Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "seq"),
+        UniqueConstraint("conversation_id", "client_id"),
+    )
+
+    id: Mapped[int] = field(
+        Integer, primary_key=True, autoincrement=True, category="system.id", retention="contract"
+    )
+    organisation_id: Mapped[str] = field(
+        ForeignKey("organisations.id", ondelete="CASCADE"),
+        category="system.id",
+        retention="contract",
+    )
+    site_id: Mapped[str] = field(
+        ForeignKey("sites.id", ondelete="CASCADE"), category="system.id", retention="contract"
+    )
+    conversation_id: Mapped[str] = field(
+        ForeignKey("conversations.id", ondelete="CASCADE"),
+        category="system.id",
+        retention="contract",
+    )
+    seq: Mapped[int] = field(Integer, category="system.operations", retention="contract")
+    client_id: Mapped[str] = field(String(64), category="system.id", retention="contract")
+    #: "visitor", "agent" or "system".
+    author_role: Mapped[str] = field(
+        String(16), category="system.operations", retention="contract"
+    )
+    author_id: Mapped[str | None] = field(
+        String(32), nullable=True, category="system.id", retention="contract"
+    )
+    text: Mapped[str] = field(PersonalText, category="user.content.message", retention="contract")
+    created_at: Mapped[datetime] = field(
+        UTCDateTime, category="system.operations", retention="contract"
+    )

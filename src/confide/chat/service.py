@@ -1,0 +1,375 @@
+"""Chat use cases. Each state change commits, then publishes its events (never before commit).
+
+Transports (WebSocket, HTTP) call these functions and nothing else, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+
+from confide.accounts.principal import Principal
+from confide.chat import queries, recipients
+from confide.chat.lifecycle import OPEN_STATES, State, transition
+from confide.chat.models import Conversation, Message, Visitor
+from confide.chat.views import ConversationView, MessageView, ack_frame, message_frame
+from confide.chat.writer import Draft, MessageWriter, Stored
+from confide.clock import utcnow
+from confide.errors import EmptyText, InvalidInput, InvalidState, NotFound, TextTooLong
+from confide.ids import new_id, new_secret, secret_hash
+from confide.realtime.broker import Broker, Event
+from confide.realtime.protocol import MAX_NAME_CHARS, MAX_TEXT_CHARS
+from confide.sites.models import Site
+from confide.storage.engine import Database
+from confide.storage.scope import Scope
+
+
+@dataclass(frozen=True)
+class VisitorActor:
+    """A widget connection: one visitor on one site."""
+
+    visitor_id: str
+    site_id: str
+    organisation_id: str
+    label: str
+    name: str | None = None
+
+
+Actor = VisitorActor | Principal
+
+
+@dataclass(frozen=True)
+class ConversationRef:
+    """What a connection needs to post into a conversation it has been authorised for."""
+
+    id: str
+    organisation_id: str
+    site_id: str
+
+
+def clean_text(text: str) -> str:
+    text = text.strip()
+    if not text:
+        raise EmptyText("Write a message first.")
+    if len(text) > MAX_TEXT_CHARS:
+        raise TextTooLong(f"Messages are limited to {MAX_TEXT_CHARS} characters.")
+    return text
+
+
+def _label(visitor_id: str) -> str:
+    return "Visitor " + visitor_id[:4].upper().replace("-", "X").replace("_", "Y")
+
+
+class ChatService:
+    def __init__(
+        self, db: Database, broker: Broker, *, site_online: Callable[[str], bool]
+    ) -> None:
+        self.db = db
+        self.broker = broker
+        self.site_online = site_online
+        self.writer: MessageWriter | None = None
+
+    def attach_writer(self, writer: MessageWriter) -> None:
+        self.writer = writer
+
+    # --- visitors -------------------------------------------------------------------------
+
+    async def resume_visitor(
+        self, site: Site, token: str | None
+    ) -> tuple[VisitorActor | None, ConversationView | None]:
+        """The visitor holding ``token`` on this site and their open conversation, if any."""
+        if not token:
+            return None, None
+        async with self.db.session(Scope.system()) as s:
+            visitor = await s.scalar(
+                select(Visitor).where(
+                    Visitor.token_hash == secret_hash(token), Visitor.site_id == site.id
+                )
+            )
+            if visitor is None:
+                return None, None
+            visitor.last_seen_at = utcnow()
+            conv_id = await s.scalar(
+                select(Conversation.id)
+                .where(Conversation.visitor_id == visitor.id, Conversation.state.in_(OPEN_STATES))
+                .order_by(Conversation.created_at.desc())
+                .limit(1)
+            )
+            view = await queries.conversation_view(s, conv_id) if conv_id else None
+            actor = VisitorActor(visitor.id, site.id, site.organisation_id, visitor.label)
+        return actor, view
+
+    async def open_conversation(
+        self, site: Site, actor: VisitorActor | None, name: str | None
+    ) -> tuple[VisitorActor, ConversationView, str | None]:
+        """The visitor's open conversation, or a new one waiting for an agent.
+
+        Returns the actor, the conversation, and a new visitor token when one was issued: the
+        identifier is created only now, when the visitor asks for the chat (strictly necessary).
+        """
+        if name is not None:
+            name = name.strip()[:MAX_NAME_CHARS] or None
+        now = utcnow()
+        token = None
+        async with self.db.session(Scope.system()) as s:
+            if actor is None:
+                token = new_secret()
+                visitor_id = new_id()
+                visitor = Visitor(
+                    id=visitor_id,
+                    organisation_id=site.organisation_id,
+                    site_id=site.id,
+                    token_hash=secret_hash(token),
+                    label=_label(visitor_id),
+                    created_at=now,
+                    last_seen_at=now,
+                )
+                s.add(visitor)
+                await s.flush()  # no ORM relationships: insert the visitor before its conversation
+                actor = VisitorActor(visitor.id, site.id, site.organisation_id, visitor.label)
+            else:
+                existing = await s.scalar(
+                    select(Conversation.id)
+                    .where(
+                        Conversation.visitor_id == actor.visitor_id,
+                        Conversation.state.in_(OPEN_STATES),
+                    )
+                    .limit(1)
+                )
+                if existing is not None:
+                    view = await queries.conversation_view(s, existing)
+                    assert view is not None
+                    return actor, view, None
+            conv = _new_conversation(site, actor.visitor_id, "chat", now, name=name)
+            s.add(conv)
+            await s.flush()
+            view = await queries.conversation_view(s, conv.id)
+            assert view is not None
+        await self._publish_change(view)
+        return actor, view, token
+
+    async def enquiry(self, site: Site, name: str, contact: str, message: str) -> ConversationView:
+        """The offline form: stored as a conversation waiting for an agent."""
+        name, contact = name.strip(), contact.strip()
+        if not 1 <= len(name) <= MAX_NAME_CHARS:
+            raise InvalidInput(f"Please give your name (up to {MAX_NAME_CHARS} characters).")
+        if not 3 <= len(contact) <= 200:
+            raise InvalidInput("Please give an email address or phone number we can reach you on.")
+        text = clean_text(message)
+        now = utcnow()
+        async with self.db.session(Scope.system()) as s:
+            visitor_id = new_id()
+            s.add(
+                Visitor(
+                    id=visitor_id,
+                    organisation_id=site.organisation_id,
+                    site_id=site.id,
+                    token_hash=None,
+                    label=_label(visitor_id),
+                    created_at=now,
+                    last_seen_at=now,
+                )
+            )
+            await s.flush()
+            conv = _new_conversation(site, visitor_id, "enquiry", now, name=name, contact=contact)
+            conv.last_seq = 1
+            s.add(conv)
+            await s.flush()
+            s.add(
+                Message(
+                    organisation_id=site.organisation_id,
+                    site_id=site.id,
+                    conversation_id=conv.id,
+                    seq=1,
+                    client_id="enquiry-" + new_id(),
+                    author_role="visitor",
+                    author_id=None,
+                    text=text,
+                    created_at=now,
+                )
+            )
+            await s.flush()
+            view = await queries.conversation_view(s, conv.id)
+            assert view is not None
+        await self._publish_change(view)
+        return view
+
+    # --- authorisation ----------------------------------------------------------------------
+
+    async def authorise(self, actor: Actor, conversation_id: str) -> ConversationRef:
+        """The conversation if ``actor`` may see it; otherwise NotFound (never 'forbidden',
+        so another tenant's ids are indistinguishable from missing ones)."""
+        scope = actor.scope if isinstance(actor, Principal) else Scope.system()
+        async with self.db.session(scope) as s:
+            conv = await s.scalar(select(Conversation).where(Conversation.id == conversation_id))
+        if conv is None:
+            raise NotFound("No such conversation.")
+        if isinstance(actor, VisitorActor):
+            if conv.visitor_id != actor.visitor_id:
+                raise NotFound("No such conversation.")
+        elif conv.site_id not in actor.site_ids and not actor.scope.unrestricted:
+            raise NotFound("No such conversation.")
+        return ConversationRef(conv.id, conv.organisation_id, conv.site_id)
+
+    # --- messages -------------------------------------------------------------------------
+
+    async def post(self, actor: Actor, ref: ConversationRef, client_id: str, text: str) -> Stored:
+        """Store a message; returns after commit (the caller acks then). Idempotent on client_id."""
+        assert self.writer is not None
+        text = clean_text(text)
+        if isinstance(actor, Principal):
+            role, author_id, name = "agent", actor.user_id, actor.name
+        else:
+            role, author_id, name = "visitor", None, actor.name or actor.label
+        loop = asyncio.get_running_loop()
+        draft = Draft(
+            ref.id, ref.organisation_id, ref.site_id, client_id, role, author_id, name, text,
+            loop.create_future(),
+        )
+        return await self.writer.submit(draft)
+
+    async def publish_committed(self, stored: list[Stored]) -> None:
+        """Called by the writer after each commit: one event per new message."""
+        for m in stored:
+            channels = recipients.for_message(m.conversation_id, m.site_id, m.state == "waiting")
+            await self.broker.publish(Event(channels, message_frame(m)))
+
+    @staticmethod
+    def ack(m: Stored, ref: str | None) -> dict[str, object]:
+        return ack_frame(m, ref)
+
+    async def history(
+        self, actor: Actor, ref: ConversationRef, after: int
+    ) -> tuple[list[MessageView], int]:
+        async with self.db.session(Scope.system()) as s:
+            messages = await queries.messages_after(s, ref.id, after)
+            last = await s.scalar(select(Conversation.last_seq).where(Conversation.id == ref.id))
+        return messages, int(last or 0)
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def accept(self, agent: Principal, ref: ConversationRef) -> ConversationView:
+        async with self.db.session(agent.scope) as s:
+            state = await s.scalar(select(Conversation.state).where(Conversation.id == ref.id))
+            if state is None:
+                raise NotFound("No such conversation.")
+            transition(state, State.ACTIVE)
+            result = await s.execute(
+                update(Conversation)
+                .where(Conversation.id == ref.id, Conversation.state == State.WAITING.value)
+                .values(state=State.ACTIVE.value, operator_id=agent.user_id, updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise InvalidState("Another agent accepted this conversation first.")
+            view = await queries.conversation_view(s, ref.id)
+            assert view is not None
+        await self._publish_change(view)
+        return view
+
+    async def close(self, actor: Actor, ref: ConversationRef) -> ConversationView:
+        now = utcnow()
+        async with self.db.session(Scope.system()) as s:
+            state = await s.scalar(select(Conversation.state).where(Conversation.id == ref.id))
+            if state is None:
+                raise NotFound("No such conversation.")
+            transition(state, State.CLOSED)
+            result = await s.execute(
+                update(Conversation)
+                .where(Conversation.id == ref.id, Conversation.state.in_(OPEN_STATES))
+                .values(state=State.CLOSED.value, closed_at=now, updated_at=now)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise InvalidState("The conversation is already closed.")
+            view = await queries.conversation_view(s, ref.id)
+            assert view is not None
+        await self._publish_change(view)
+        return view
+
+    async def seen(self, actor: Actor, ref: ConversationRef, seq: int) -> None:
+        role = "agent" if isinstance(actor, Principal) else "visitor"
+        column = Conversation.agent_seen_seq if role == "agent" else Conversation.visitor_seen_seq
+        async with self.db.session(Scope.system()) as s:
+            await s.execute(
+                update(Conversation)
+                .where(Conversation.id == ref.id, column < seq, Conversation.last_seq >= seq)
+                .values({column: seq})
+            )
+        frame = {"type": "seen", "conversation": ref.id, "role": role, "seq": seq}
+        await self.broker.publish(Event(recipients.for_signal_from(role, ref.id), frame))
+
+    async def typing(self, actor: Actor, ref: ConversationRef, typing: bool, origin: str) -> None:
+        role = "agent" if isinstance(actor, Principal) else "visitor"
+        frame = {"type": "typing", "conversation": ref.id, "role": role, "typing": typing}
+        await self.broker.publish(Event(recipients.for_signal_from(role, ref.id), frame, origin))
+
+    # --- agents' views ----------------------------------------------------------------------
+
+    async def agent_conversations(self, agent: Principal) -> list[ConversationView]:
+        async with self.db.session(agent.scope) as s:
+            return await queries.agent_queue(s, agent.user_id, agent.site_ids)
+
+    async def view(self, agent: Principal, conversation_id: str) -> ConversationView:
+        async with self.db.session(agent.scope) as s:
+            view = await queries.conversation_view(s, conversation_id)
+        if view is None:
+            raise NotFound("No such conversation.")
+        return view
+
+    async def transcript(
+        self, agent: Principal, conversation_id: str
+    ) -> tuple[ConversationView, list[MessageView]]:
+        async with self.db.session(agent.scope) as s:
+            view = await queries.conversation_view(s, conversation_id)
+            if view is None:
+                raise NotFound("No such conversation.")
+            messages: list[MessageView] = []
+            after = 0
+            while True:
+                page = await queries.messages_after(s, conversation_id, after)
+                messages.extend(page)
+                if len(page) < queries.HISTORY_PAGE:
+                    break
+                after = page[-1].seq
+        return view, messages
+
+    async def search(
+        self, agent: Principal, *, q: str, site_id: str | None, page: int
+    ) -> tuple[list[queries.SearchHit], bool]:
+        async with self.db.session(agent.scope) as s:
+            return await queries.search(s, q=q.strip()[:200], site_id=site_id, page=max(page, 0))
+
+    async def _publish_change(self, view: ConversationView) -> None:
+        agents = {"type": "conversation", "conversation": view.for_agents()}
+        await self.broker.publish(
+            Event(recipients.for_conversation_change_agents(view.id, view.site_id), agents)
+        )
+        visitor = {"type": "conversation", "conversation": view.for_visitor()}
+        await self.broker.publish(
+            Event(recipients.for_conversation_change_visitor(view.id), visitor)
+        )
+
+
+def _new_conversation(
+    site: Site, visitor_id: str, source: str, now: object, *, name: str | None = None,
+    contact: str | None = None,
+) -> Conversation:
+    return Conversation(
+        id=new_id(),
+        organisation_id=site.organisation_id,
+        site_id=site.id,
+        visitor_id=visitor_id,
+        source=source,
+        state=State.WAITING.value,
+        operator_id=None,
+        visitor_name=name,
+        visitor_contact=contact,
+        last_seq=0,
+        visitor_seen_seq=0,
+        agent_seen_seq=0,
+        created_at=now,
+        updated_at=now,
+    )

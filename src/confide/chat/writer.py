@@ -1,0 +1,238 @@
+"""Group commit: messages from every socket are written in shared transactions.
+
+Why: a commit is the expensive part of storing a message (a WAL write on SQLite, a round trip
+and flush on PostgreSQL). One writer task per process drains the queue of pending messages and
+commits them together, then resolves each sender's future; the sender acks only after that.
+Under light load a batch is one message and adds no delay; under heavy load batches grow and the
+cost per message falls (docs/performance.md).
+
+Per batch, in one transaction:
+1. find messages already stored under the same (conversation, client_id): resends get the
+   original seq back (idempotency), nothing new is written;
+2. ``UPDATE conversations SET last_seq = last_seq + n … WHERE state <> 'closed' RETURNING`` hands
+   out gap-free sequence numbers atomically, also across several nodes on PostgreSQL;
+3. one multi-row INSERT of the new messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import case, select, tuple_, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from confide.chat.lifecycle import OPEN_STATES
+from confide.chat.models import Conversation, Message
+from confide.clock import utcnow
+from confide.errors import ConfideError, InvalidState, NotFound
+from confide.storage.engine import Database
+
+log = logging.getLogger(__name__)
+
+_messages = Message.__table__
+_conversations = Conversation.__table__
+
+
+@dataclass(slots=True)
+class Draft:
+    conversation_id: str
+    organisation_id: str
+    site_id: str
+    client_id: str
+    author_role: str
+    author_id: str | None
+    author_name: str
+    text: str
+    future: asyncio.Future[Stored] = field(repr=False)
+
+
+@dataclass(slots=True, frozen=True)
+class Stored:
+    conversation_id: str
+    site_id: str
+    seq: int
+    client_id: str
+    author_role: str
+    author_name: str
+    text: str
+    created_at: datetime
+    duplicate: bool
+    #: The conversation's state when the message was committed (decides queue previews).
+    state: str
+
+
+OnCommitted = Callable[[list[Stored]], Awaitable[None]]
+
+
+class MessageWriter:
+    def __init__(
+        self,
+        db: Database,
+        on_committed: OnCommitted,
+        *,
+        window_ms: float = 0.0,
+        max_batch: int = 256,
+    ) -> None:
+        self._db = db
+        self._on_committed = on_committed
+        self._window = window_ms / 1000
+        self._max_batch = max_batch
+        self._queue: list[Draft] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0
+        self.messages = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="confide-message-writer")
+
+    async def stop(self) -> None:
+        """Commit what is queued, then stop."""
+        if self._task is None:
+            return
+        while self._queue:
+            await self._flush()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    async def submit(self, draft: Draft) -> Stored:
+        if self._task is None:
+            raise RuntimeError("the message writer is not running")
+        self._queue.append(draft)
+        self._wake.set()
+        return await draft.future
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            if self._window and len(self._queue) < self._max_batch:
+                await asyncio.sleep(self._window)
+            self._wake.clear()
+            while self._queue:
+                await self._flush()
+
+    async def _flush(self) -> None:
+        batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
+        try:
+            results = await self._commit(batch)
+        except IntegrityError:
+            # A race with another node on the same (conversation, client_id): retry one by one,
+            # so the loser sees the winner's row as a duplicate and the others are unaffected.
+            results = []
+            for draft in batch:
+                try:
+                    results.extend(await self._commit([draft]))
+                except Exception as exc:
+                    results.append(_as_error(exc))
+        except Exception as exc:
+            log.exception("message batch failed (%d messages); nothing was committed", len(batch))
+            results = [_as_error(exc)] * len(batch)
+        stored = [r for r in results if isinstance(r, Stored) and not r.duplicate]
+        self.batches += 1
+        self.messages += len(stored)
+        if stored:
+            try:
+                await self._on_committed(stored)
+            except Exception:  # fan-out failures never un-ack a committed message
+                log.exception("fan-out of committed messages failed")
+        for draft, result in zip(batch, results, strict=True):
+            if draft.future.done():
+                continue
+            if isinstance(result, BaseException):
+                draft.future.set_exception(result)
+            else:
+                draft.future.set_result(result)
+
+    async def _commit(self, batch: list[Draft]) -> list[Stored | BaseException]:
+        now = utcnow()
+        async with self._db.engine.begin() as conn:
+            existing = await _existing(conn, batch)
+            fresh: dict[tuple[str, str], Draft] = {}
+            for d in batch:
+                if (d.conversation_id, d.client_id) not in existing:
+                    fresh.setdefault((d.conversation_id, d.client_id), d)
+            counts: dict[str, int] = {}
+            for d in fresh.values():
+                counts[d.conversation_id] = counts.get(d.conversation_id, 0) + 1
+            heads = await _reserve_seqs(conn, counts, now) if counts else {}
+            next_seq = {cid: last - counts[cid] + 1 for cid, (last, _state) in heads.items()}
+            rows, assigned = [], {}
+            for key, d in fresh.items():
+                if d.conversation_id not in next_seq:
+                    continue
+                seq = next_seq[d.conversation_id]
+                next_seq[d.conversation_id] = seq + 1
+                assigned[key] = seq
+                rows.append(
+                    {
+                        "organisation_id": d.organisation_id,
+                        "site_id": d.site_id,
+                        "conversation_id": d.conversation_id,
+                        "seq": seq,
+                        "client_id": d.client_id,
+                        "author_role": d.author_role,
+                        "author_id": d.author_id,
+                        "text": d.text,
+                        "created_at": now,
+                    }
+                )
+            if rows:
+                await conn.execute(_messages.insert(), rows)
+        results: list[Stored | BaseException] = []
+        for d in batch:
+            key = (d.conversation_id, d.client_id)
+            if key in existing:
+                seq, at = existing[key]
+                results.append(_stored(d, seq, at, True, "active"))
+            elif key in assigned:
+                first = fresh[key] is d
+                results.append(_stored(d, assigned[key], now, not first, heads[d.conversation_id][1]))
+            else:
+                results.append(InvalidState("The conversation is closed; start a new one."))
+        return results
+
+
+async def _existing(conn: AsyncConnection, batch: list[Draft]) -> dict[tuple[str, str], tuple[int, datetime]]:
+    keys = list({(d.conversation_id, d.client_id) for d in batch})
+    rows = await conn.execute(
+        select(_messages.c.conversation_id, _messages.c.client_id, _messages.c.seq, _messages.c.created_at).where(
+            tuple_(_messages.c.conversation_id, _messages.c.client_id).in_(keys)
+        )
+    )
+    return {(r[0], r[1]): (r[2], r[3]) for r in rows}
+
+
+async def _reserve_seqs(
+    conn: AsyncConnection, counts: dict[str, int], now: datetime
+) -> dict[str, tuple[int, str]]:
+    """Advance ``last_seq`` of each open conversation by its count; return (new last_seq, state)."""
+    c = _conversations.c
+    increment = case(counts, value=c.id) if len(counts) > 1 else next(iter(counts.values()))
+    result = await conn.execute(
+        update(_conversations)
+        .where(c.id.in_(list(counts)), c.state.in_(OPEN_STATES))
+        .values(last_seq=c.last_seq + increment, updated_at=now)
+        .returning(c.id, c.last_seq, c.state)
+    )
+    return {r[0]: (r[1], r[2]) for r in result}
+
+
+def _stored(d: Draft, seq: int, at: datetime, duplicate: bool, state: str) -> Stored:
+    return Stored(
+        d.conversation_id, d.site_id, seq, d.client_id, d.author_role, d.author_name, d.text, at,
+        duplicate, state,
+    )
+
+
+def _as_error(exc: BaseException) -> BaseException:
+    if isinstance(exc, ConfideError | NotFound):
+        return exc
+    return ConfideError("The message could not be stored; nothing was changed. Retry.")

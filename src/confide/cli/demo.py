@@ -1,0 +1,50 @@
+"""Seed the demo: "Demo Motors", a site embedded at /demo/, and an operator who answers it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from confide.accounts.models import Organisation, Role, User
+from confide.sites.models import Site
+from confide.storage.scope import Scope
+from confide.web.context import AppContext
+
+DEMO_ORG = "Demo Motors"
+DEMO_SITE = "Demo Motors – Main Street"
+OPERATOR_EMAIL = "operator@demo.confide.dev"
+OPERATOR_PASSWORD = "demo-operator-pass"
+GREETING = "Hi! Looking for your next car? Ask us anything — a real person will answer."
+
+
+@dataclass(frozen=True)
+class Seeded:
+    site_key: str
+    email: str
+    password: str
+
+
+async def seed_demo(ctx: AppContext, base_url: str, port: int) -> Seeded:
+    """Idempotent: a second run reuses what the first created (and adds this port's origins)."""
+    origins = {base_url, f"http://localhost:{port}", f"http://127.0.0.1:{port}"}
+    async with ctx.db.session(Scope.system()) as s:
+        org = await s.scalar(select(Organisation).where(Organisation.name == DEMO_ORG))
+        site = None
+        if org is not None:
+            site = await s.scalar(select(Site).where(Site.organisation_id == org.id, Site.name == DEMO_SITE))
+            if site is not None:
+                site.allowed_origins = sorted(set(site.allowed_origins) | origins)
+        user = await s.scalar(select(User).where(User.email == OPERATOR_EMAIL))
+    if org is None:
+        org = await ctx.accounts.create_organisation(DEMO_ORG)
+    if site is None:
+        site = await ctx.sites.create_site(
+            organisation_id=org.id, name=DEMO_SITE, origins=sorted(origins), greeting=GREETING
+        )
+    if user is None:
+        await ctx.accounts.create_user(
+            email=OPERATOR_EMAIL, name="Olivia (Operator)", role=Role.OPERATOR,
+            password=OPERATOR_PASSWORD, site_ids=[site.id],
+        )
+    return Seeded(site.key, OPERATOR_EMAIL, OPERATOR_PASSWORD)

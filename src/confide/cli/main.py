@@ -1,0 +1,208 @@
+"""The ``confide`` command line: thin over the services, with clear errors and exit codes."""
+
+from __future__ import annotations
+
+
+
+
+
+from typing import Annotated, Any
+
+import typer
+
+from confide.cli.runtime import fail, run_service
+
+from confide.settings import DEFAULT_DATABASE_URL, Settings
+
+
+
+app = typer.Typer(
+    help="Confide: privacy-first live chat and lead capture.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+org_app = typer.Typer(help="Client organisations.", no_args_is_help=True)
+site_app = typer.Typer(help="Sites (websites with the widget).", no_args_is_help=True)
+user_app = typer.Typer(help="Users: admins, operators and client staff.", no_args_is_help=True)
+app.add_typer(org_app, name="org")
+app.add_typer(site_app, name="site")
+app.add_typer(user_app, name="user")
+
+DbOpt = Annotated[
+    str,
+    typer.Option(
+        "--database-url", envvar="CONFIDE_DATABASE_URL", help="sqlite:///file.db or postgresql://…"
+    ),
+]
+HostOpt = Annotated[str, typer.Option("--host", help="Interface to listen on.")]
+PortOpt = Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")]
+
+
+def _settings(database_url: str, **extra: Any) -> Settings:
+    try:
+        return Settings(database_url=database_url, **extra)
+    except Exception as exc:  # pydantic validation of env/options
+        fail(f"Invalid settings: {exc}")
+        raise
+
+
+@app.command()
+def migrate(database_url: DbOpt = DEFAULT_DATABASE_URL) -> None:
+    """Create or upgrade the database schema."""
+    from confide.cli.runtime import migrate_db
+
+    migrate_db(database_url)
+    typer.echo("Database is up to date.")
+
+
+@app.command()
+def serve(
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8000,
+    database_url: DbOpt = DEFAULT_DATABASE_URL,
+    migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate", help="Migrate on start.")] = True,
+) -> None:
+    """Run the server (HTTP + WebSocket)."""
+    from confide.cli.runtime import migrate_db, run_server
+
+    if migrate_first:
+        migrate_db(database_url)
+    run_server(_settings(database_url), host, port)
+
+
+@app.command()
+def demo(
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8000,
+    database_url: DbOpt = "sqlite:///confide-demo.db",
+) -> None:
+    """Run the server with a demo organisation, site, operator and dealership page at /demo/."""
+    from confide.cli.demo import seed_demo
+    from confide.cli.runtime import migrate_db, run_server
+
+    migrate_db(database_url)
+    base = f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0', '::') else host}:{port}"
+    seeded = run_service(database_url, lambda ctx: seed_demo(ctx, base, port))
+    typer.echo(
+        "\nConfide demo is running.\n"
+        f"  Demo dealership page : {base}/demo/\n"
+        f"  Operator console     : {base}/console\n"
+        f"  Operator sign-in     : {seeded.email}  /  {seeded.password}\n"
+        f"  Site key             : {seeded.site_key}\n"
+        f"  Database             : {database_url}\n"
+    )
+    run_server(_settings(database_url, demo_site_key=seeded.site_key), host, port)
+
+
+@org_app.command("create")
+def org_create(name: Annotated[str, typer.Argument(help="The organisation's name.")], database_url: DbOpt = DEFAULT_DATABASE_URL) -> None:
+    """Create a client organisation; prints its id."""
+    org = run_service(database_url, lambda ctx: ctx.accounts.create_organisation(name))
+    typer.echo(org.id)
+
+
+@org_app.command("list")
+def org_list(database_url: DbOpt = DEFAULT_DATABASE_URL) -> None:
+    """List organisations."""
+    from confide.storage.scope import Scope
+
+    for org in run_service(database_url, lambda ctx: ctx.accounts.list_organisations(Scope.admin())):
+        typer.echo(f"{org.id}\t{org.name}")
+
+
+@site_app.command("create")
+def site_create(
+    org: Annotated[str, typer.Option("--org", help="Organisation id.")],
+    name: Annotated[str, typer.Option("--name", help="The site's name, shown in the widget.")],
+    origin: Annotated[list[str], typer.Option("--origin", help="Allowed origin (repeatable), e.g. https://example.com.")],
+    greeting: Annotated[str | None, typer.Option("--greeting", help="First line visitors see.")] = None,
+    public_url: Annotated[str, typer.Option("--public-url", envvar="CONFIDE_PUBLIC_URL", help="Where this server is reached.")] = "https://chat.example.com",
+    database_url: DbOpt = DEFAULT_DATABASE_URL,
+) -> None:
+    """Create a site; prints its key and the embed snippet."""
+    from confide.sites.service import embed_snippet
+
+    site = run_service(
+        database_url,
+        lambda ctx: ctx.sites.create_site(organisation_id=org, name=name, origins=origin, greeting=greeting),
+    )
+    typer.echo(site.key)
+    typer.echo(f"Site id: {site.id}", err=True)
+    typer.echo("Embed snippet:", err=True)
+    typer.echo("  " + embed_snippet(public_url.rstrip("/"), site), err=True)
+
+
+@site_app.command("list")
+def site_list(database_url: DbOpt = DEFAULT_DATABASE_URL) -> None:
+    """List sites with their organisation."""
+    from confide.storage.scope import Scope
+
+    for site, org in run_service(database_url, lambda ctx: ctx.sites.list_sites(Scope.admin())):
+        typer.echo(f"{site.key}\t{site.id}\t{org}\t{site.name}\t{' '.join(site.allowed_origins)}")
+
+
+@user_app.command("create")
+def user_create(
+    email: Annotated[str, typer.Option("--email")],
+    name: Annotated[str, typer.Option("--name")],
+    role: Annotated[str, typer.Option("--role", help="admin | operator | client")],
+    password: Annotated[str | None, typer.Option("--password", envvar="CONFIDE_PASSWORD", help="At least 10 characters; prompted when omitted.")] = None,
+    org: Annotated[str | None, typer.Option("--org", help="Organisation id (client users).")] = None,
+    site: Annotated[list[str] | None, typer.Option("--site", help="Site key or id to assign (repeatable).")] = None,
+    database_url: DbOpt = DEFAULT_DATABASE_URL,
+) -> None:
+    """Create a user; prints its id."""
+    from confide.accounts.models import Role
+
+    try:
+        role_value = Role(role)
+    except ValueError:
+        fail(f"Unknown role {role!r}: use admin, operator or client.")
+        raise
+    if password is None:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+    async def create(ctx: Any) -> Any:
+        site_ids = [await _site_id(ctx, s) for s in site or []]
+        return await ctx.accounts.create_user(
+            email=email, name=name, role=role_value, password=password,
+            organisation_id=org, site_ids=site_ids,
+        )
+
+    user = run_service(database_url, create)
+    typer.echo(user.id)
+
+
+async def _site_id(ctx: Any, key_or_id: str) -> str:
+    from confide.errors import NotFound
+    from confide.storage.scope import Scope
+
+    if key_or_id.startswith("site_"):
+        return str((await ctx.sites.by_key(key_or_id)).id)
+    try:
+        return str((await ctx.sites.get(Scope.admin(), key_or_id)).id)
+    except NotFound:
+        raise NotFound(f"No such site: {key_or_id}") from None
+
+
+@user_app.command("assign")
+def user_assign(
+    email: Annotated[str, typer.Option("--email")],
+    site: Annotated[str, typer.Option("--site", help="Site key or id.")],
+    database_url: DbOpt = DEFAULT_DATABASE_URL,
+) -> None:
+    """Assign a site to a user (operators answer the chats of their assigned sites)."""
+
+    async def assign(ctx: Any) -> None:
+        user_id = await ctx.accounts.user_id_by_email(email)
+        await ctx.accounts.assign_site(user_id, await _site_id(ctx, site))
+
+    run_service(database_url, assign)
+    typer.echo("Assigned.")
+
+
+def main() -> None:
+    app()
+
+

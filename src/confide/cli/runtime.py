@@ -1,0 +1,72 @@
+"""Running services and the server from the CLI, with errors turned into clean exits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import NoReturn, TypeVar
+
+import typer
+
+from confide.errors import ConfideError
+from confide.settings import Settings
+
+T = TypeVar("T")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    typer.secho(f"Error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def migrate_db(database_url: str) -> None:
+    from confide.storage.migrate import upgrade
+
+    try:
+        upgrade(database_url)
+    except ValueError as exc:
+        fail(str(exc))
+    except Exception as exc:
+        fail(f"Could not migrate the database: {exc.__class__.__name__}: {exc}")
+
+
+def run_service(database_url: str, call: Callable[..., Awaitable[T]]) -> T:
+    """Build the application context, run ``call(ctx)`` once, and dispose of it."""
+    from confide.web.context import AppContext
+
+    async def go() -> T:
+        try:
+            ctx = AppContext.build(Settings(database_url=database_url))
+        except ValueError as exc:
+            fail(str(exc))
+        try:
+            return await call(ctx)
+        finally:
+            await ctx.db.dispose()
+
+    try:
+        return asyncio.run(go())
+    except ConfideError as exc:
+        fail(exc.message)
+    except Exception as exc:
+        if exc.__class__.__name__ in ("OperationalError", "ProgrammingError"):
+            fail(f"Database error ({exc.__class__.__name__}); did you run `confide migrate`?")
+        raise
+
+
+def run_server(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    from confide.web.app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        ws_per_message_deflate=False,
+        ws_max_size=64 * 1024,
+        proxy_headers=True,
+        server_header=False,
+        timeout_graceful_shutdown=5,
+    )

@@ -1,0 +1,39 @@
+"""One Settings object for the whole process, read from the environment (``CONFIDE_*``).
+
+Why one object: every entry point (CLI, ASGI app, worker, tests) builds the same Settings, so a
+value cannot mean one thing in ``serve`` and another in ``demo``.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///confide.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CONFIDE_", extra="ignore")
+
+    database_url: str = DEFAULT_DATABASE_URL
+    #: None means the in-process broker (one node); a redis:// URL fans out across nodes.
+    broker_url: str | None = None
+    #: The origin browsers use to reach us, e.g. https://chat.example.com. Empty: taken per request.
+    public_url: str = ""
+    #: Session cookies get ``Secure`` when served over https (always in production).
+    secure_cookies: bool = False
+    session_hours: int = 12
+    #: Lockout after this many failed logins within ``lockout_minutes``.
+    login_max_failures: int = 5
+    lockout_minutes: int = 15
+    #: Per-connection token buckets (frames/s sustained, burst). A person types far slower.
+    widget_rate: float = 10.0
+    widget_burst: int = 30
+    console_rate: float = 50.0
+    console_burst: int = 150
+    #: Group commit: the writer waits at most this long to batch messages into one transaction.
+    commit_window_ms: float = Field(default=0.0, ge=0.0, le=50.0)
+    commit_max_batch: int = Field(default=256, ge=1, le=5000)
+    log_level: str = "INFO"
+    #: Set by `confide demo`: the site whose widget the /demo/ pages embed.
+    demo_site_key: str = ""

@@ -1,0 +1,116 @@
+// Small DOM and formatting helpers shared by the console modules.
+// Everything that puts data on the page goes through textContent: names, site names and
+// messages come from visitors and client organisations, so they are never parsed as HTML.
+
+/** Clone a <template> by id and return its first element. */
+export function cloneTemplate(id) {
+  const tpl = document.getElementById(id);
+  return tpl.content.firstElementChild.cloneNode(true);
+}
+
+/** The element marked data-slot="name" inside root (templates name their holes this way). */
+export function slot(root, name) {
+  return root.querySelector(`[data-slot="${name}"]`);
+}
+
+/** Set text safely; null/undefined become an empty string. */
+export function setText(node, value) {
+  const text = value == null ? "" : String(value);
+  if (node.textContent !== text) node.textContent = text;
+}
+
+/**
+ * A random id for client_id and ref: 22 url-safe characters (fits 8..64 of [A-Za-z0-9_-]).
+ * getRandomValues works on plain http too, unlike crypto.randomUUID.
+ */
+export function randomId() {
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  let s = btoa(String.fromCharCode(...bytes));
+  return s.replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+/**
+ * A stable hue for an organisation, so each client's chats carry the same colour dot in the
+ * list, tabs and pane header: operators serve many dealerships and must not mix them up.
+ */
+export function orgHue(key) {
+  const s = String(key ?? "");
+  let h = 2166136261;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 16777619);
+  }
+  return Math.abs(h) % 360;
+}
+
+/** Apply the organisation colour via CSSOM (allowed under a strict CSP, unlike style="..."). */
+export function paintOrg(node, key) {
+  node.style.setProperty("--org-hue", String(orgHue(key)));
+}
+
+const clock = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const dayClock = new Intl.DateTimeFormat(undefined, {
+  day: "numeric", month: "short", hour: "2-digit", minute: "2-digit",
+});
+const full = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "medium" });
+
+export function parseTime(value) {
+  if (!value) return null;
+  const d = new Date(value);
+  return Number.isNaN(d.getTime()) ? null : d;
+}
+
+/** "14:05" today, "3 Mar, 14:05" otherwise. */
+export function formatClock(date) {
+  if (!date) return "";
+  const now = new Date();
+  return date.toDateString() === now.toDateString() ? clock.format(date) : dayClock.format(date);
+}
+
+export function formatFull(date) {
+  return date ? full.format(date) : "";
+}
+
+/** "just now", "4 min", "2 h", then a date: for how long a visitor has been waiting. */
+export function formatAgo(date, now = Date.now()) {
+  if (!date) return "";
+  const s = Math.max(0, Math.round((now - date.getTime()) / 1000));
+  if (s < 45) return "just now";
+  const m = Math.round(s / 60);
+  if (m < 60) return `${m} min`;
+  const h = Math.round(m / 60);
+  if (h < 24) return `${h} h`;
+  return dayClock.format(date);
+}
+
+/** Fill a <time> element: machine value, visible text, full date as a tooltip. */
+export function setTime(node, date, text) {
+  if (!date) {
+    setText(node, "");
+    node.removeAttribute("datetime");
+    return;
+  }
+  node.setAttribute("datetime", date.toISOString());
+  node.title = formatFull(date);
+  setText(node, text);
+}
+
+/** Read and write JSON in sessionStorage without ever throwing (private mode, quota). */
+export const session = {
+  get(key, fallback) {
+    try {
+      const raw = sessionStorage.getItem(key);
+      return raw ? JSON.parse(raw) : fallback;
+    } catch {
+      return fallback;
+    }
+  },
+  set(key, value) {
+    try {
+      sessionStorage.setItem(key, JSON.stringify(value));
+    } catch {
+      /* storage full or disabled: the console still works, it just forgets on reload */
+    }
+  },
+};

@@ -1,0 +1,717 @@
+// Confide chat app: runs inside the iframe served from our origin (see docs/protocol.md).
+// Rule for this file: text from the network or the visitor only ever reaches the DOM through
+// textContent, never as HTML.
+
+const $ = (id) => document.getElementById(id);
+const CFG = document.body.dataset;
+const SITE = CFG.site;
+const MAX_TEXT = 4000;
+const EMBEDDED = window.parent !== window;
+
+// ---- storage: session-scoped, strictly necessary; falls back to memory when blocked ------------
+const store = (() => {
+  const key = "confide:" + SITE;
+  let mem = null;
+  let ss = null;
+  try {
+    ss = window.sessionStorage;
+    ss.setItem(key + ":t", "1");
+    ss.removeItem(key + ":t");
+  } catch {
+    ss = null;
+  }
+  return {
+    load() {
+      try {
+        return JSON.parse((ss ? ss.getItem(key) : mem) || "null") || {};
+      } catch {
+        return {};
+      }
+    },
+    save(value) {
+      const text = JSON.stringify(value);
+      try {
+        if (ss) return ss.setItem(key, text);
+      } catch {
+        ss = null; // quota or a policy change: keep going in memory
+      }
+      mem = text;
+    },
+  };
+})();
+
+// ---- state -------------------------------------------------------------------------------------
+// msgs: [{key, seq?, client_id?, role, name?, text, at, status?}], ordered by seq, unacked last.
+const saved = store.load();
+const S = {
+  token: saved.token || null,
+  conv: saved.conv || null, // {id, state, operator:{name}|null, last_seq}
+  msgs: Array.isArray(saved.msgs) ? saved.msgs : [],
+  lastSeq: saved.lastSeq || 0, // highest seq held with no gap below it
+  seenByAgent: saved.seenByAgent || 0,
+  seenSent: saved.seenSent || 0,
+  unread: saved.unread || 0,
+  open: !!saved.open,
+  announced: saved.announced || 0, // highest seq already reported to the host page
+  site: saved.site || null, // {name, greeting, online}
+  host: null,
+  page: null,
+  private: false, // DNT or GPC: do not send the page path
+};
+
+function persist() {
+  const { token, conv, lastSeq, seenByAgent, seenSent, unread, open, announced, site } = S;
+  // Keep the tail only: sync fills anything older if it is ever needed again.
+  const msgs = S.msgs.slice(-200);
+  store.save({ token, conv, msgs, lastSeq, seenByAgent, seenSent, unread, open, announced, site });
+}
+
+const active = () => !!S.conv && S.conv.state !== "closed";
+const visible = () => (S.open || !EMBEDDED) && document.visibilityState === "visible";
+
+function randomId() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  return Array.from(crypto.getRandomValues(new Uint8Array(22)), (b) => abc[b & 63]).join("");
+}
+
+// ---- talking to the loader on the host page ---------------------------------------------------
+function toHost(msg) {
+  // Until init arrives we do not know the host origin, so only "ready" (which carries nothing) goes out.
+  if (!EMBEDDED || (!S.host && msg.event !== "ready")) return;
+  window.parent.postMessage({ confide: 1, ...msg }, S.host || "*");
+}
+
+function reportState() {
+  toHost({ event: "state", open: S.open, unread: S.unread, active: active() });
+}
+
+let initDone;
+const initReceived = new Promise((resolve) => (initDone = resolve));
+
+window.addEventListener("message", (e) => {
+  if (e.source !== window.parent || !EMBEDDED) return;
+  const m = e.data;
+  if (!m || m.confide !== 1) return;
+  if (m.cmd === "init" && !S.host) {
+    // The real sender origin is authoritative; a claimed `host` could be anything.
+    S.host = e.origin;
+    const page = m.page || {};
+    S.page = { path: String(page.path || "/").slice(0, 500), title: String(page.title || "").slice(0, 200) };
+    S.private = !!(m.signals && (m.signals.dnt || m.signals.gpc));
+    // The loader starts closed with no badge; saying so again could undo a queued Confide.open().
+    if (S.open || S.unread || active()) reportState();
+    initDone();
+  } else if (m.cmd === "open") {
+    setOpen(true);
+  } else if (m.cmd === "close") {
+    setOpen(false);
+  }
+});
+
+function setOpen(open) {
+  S.open = open;
+  if (open) {
+    connect(); // the socket opens on first use, not on every page view
+    markSeen();
+    if (!matchMedia("(hover: none)").matches) $("text").focus({ preventScroll: true });
+  }
+  persist();
+  reportState();
+}
+
+// ---- socket --------------------------------------------------------------------------------
+let ws = null;
+let connected = false; // welcome received on the current socket
+let attempt = 0;
+let retryTimer = null;
+let pingTimer = null;
+let fatal = false;
+let opening = false; // an `open` is in flight
+let everConnected = false;
+let connecting = false;
+
+function send(frame) {
+  if (ws && connected) ws.send(JSON.stringify(frame));
+  return connected;
+}
+
+async function connect() {
+  if (ws || fatal || connecting) return;
+  connecting = true;
+  clearTimeout(retryTimer);
+  // Wait briefly for the host's init so hello can carry host and page, then go anyway.
+  await Promise.race([initReceived, new Promise((r) => setTimeout(r, 1000))]);
+  connecting = false;
+  if (ws) return;
+  const sock = (ws = new WebSocket(CFG.ws));
+  sock.onopen = () => {
+    const hello = { type: "hello", v: 1 };
+    if (S.token) hello.token = S.token;
+    if (S.host || !EMBEDDED) hello.host = S.host || location.origin;
+    if (S.page && !S.private) hello.page = S.page;
+    sock.send(JSON.stringify(hello));
+  };
+  sock.onmessage = (e) => {
+    let f;
+    try {
+      f = JSON.parse(e.data);
+    } catch {
+      return;
+    }
+    if (f && handlers[f.type]) handlers[f.type](f);
+  };
+  sock.onclose = (e) => {
+    if (ws !== sock) return;
+    ws = null;
+    connected = false;
+    opening = false;
+    clearInterval(pingTimer);
+    // 4400/4403/4404: this site cannot be served here; retrying would only repeat the refusal.
+    if (e.code === 4400 || e.code === 4403 || e.code === 4404) return unavailable();
+    if (!everConnected && !active()) S.site = { ...(S.site || {}), online: false }; // enquiry form still works over HTTP
+    render();
+    // Nobody is chatting: stay quiet until the panel is opened again.
+    if (S.open || active() || outbox().length) scheduleReconnect();
+  };
+}
+
+function scheduleReconnect() {
+  // 0.5 s doubling to 15 s, ±50 % jitter so a restarted server is not hit by everyone at once.
+  const base = Math.min(15000, 500 * 2 ** attempt++);
+  retryTimer = setTimeout(connect, base * (0.5 + Math.random()));
+}
+
+function unavailable() {
+  fatal = true;
+  S.site = { ...(S.site || {}), online: false };
+  notice("Chat isn't available on this page right now.", 0);
+  render();
+}
+
+function startHeartbeat() {
+  // Proxies drop idle sockets; a ping every 25 s keeps ours alive and detects a dead one.
+  clearInterval(pingTimer);
+  let waiting = false;
+  pingTimer = setInterval(() => {
+    if (waiting && ws) return ws.close();
+    waiting = send({ type: "ping" });
+  }, 25000);
+  handlers.pong = () => (waiting = false);
+}
+
+window.addEventListener("online", () => {
+  if (!ws && (S.open || active())) {
+    attempt = 0;
+    connect();
+  }
+});
+
+// ---- server frames -----------------------------------------------------------------------------
+const handlers = {
+  welcome(f) {
+    connected = everConnected = true;
+    attempt = 0;
+    // A null token means the server did not recognise ours: drop it, a new one comes with `open`.
+    if ("token" in f) S.token = f.token || null;
+    S.site = f.site || S.site;
+    startHeartbeat();
+    const had = S.conv;
+    if (f.conversation) {
+      setConversation(f.conversation);
+    } else if (had && had.state !== "closed") {
+      had.state = "closed"; // the server has no open conversation for us any more
+    }
+    if (S.conv) send({ type: "sync", conversation: S.conv.id, after: S.lastSeq, ref: "sync" });
+    flushOutbox();
+    persist();
+    render();
+  },
+  conversation(f) {
+    opening = false;
+    if (f.token) S.token = f.token; // a first-time visitor's token arrives with their first conversation
+    setConversation(f.conversation);
+    flushOutbox();
+    persist();
+    render();
+  },
+  ack(f) {
+    const m = S.msgs.find((x) => x.client_id === f.client_id);
+    if (m) {
+      Object.assign(m, { seq: f.seq, at: f.at, status: "sent" });
+      m.key = "s" + f.seq;
+    }
+    if (f.seq > S.lastSeq + 1 && !S.msgs.some((x) => x.seq === f.seq - 1)) requestSync();
+    afterMerge();
+  },
+  message(f) {
+    if (!S.conv || f.conversation !== S.conv.id) return;
+    const gap = f.seq > S.lastSeq + 1;
+    merge(f);
+    if (f.author && f.author.role === "agent") showTyping(false);
+    if (gap) requestSync();
+    afterMerge();
+  },
+  history(f) {
+    syncPending = false;
+    if (!S.conv || f.conversation !== S.conv.id) return;
+    (f.messages || []).forEach(merge);
+    afterMerge();
+  },
+  typing(f) {
+    if (S.conv && f.conversation === S.conv.id && f.role === "agent") showTyping(f.typing);
+  },
+  seen(f) {
+    if (!S.conv || f.conversation !== S.conv.id || f.role !== "agent") return;
+    S.seenByAgent = Math.max(S.seenByAgent, f.seq);
+    persist();
+    renderMessages();
+  },
+  presence(f) {
+    S.site = { ...(S.site || {}), online: !!f.online };
+    persist();
+    render();
+  },
+  error(f) {
+    onError(f);
+  },
+  pong() {},
+};
+
+function setConversation(c) {
+  if (!c) return;
+  if (S.conv && S.conv.id !== c.id) resetTranscript(); // a new conversation starts a fresh transcript
+  S.conv = { id: c.id, state: c.state, operator: c.operator ? { name: c.operator.name } : null, last_seq: c.last_seq };
+}
+
+function resetTranscript() {
+  // Unsent messages are kept: they were typed for the conversation that is starting now.
+  S.msgs = S.msgs.filter((m) => m.status === "sending" && !m.seq);
+  S.lastSeq = S.seenByAgent = S.seenSent = S.announced = S.unread = 0;
+  $("msgs").textContent = "";
+  rendered.clear();
+}
+
+// Insert or update one server message, keyed by seq, matching our own unacked copy by client_id.
+function merge(f) {
+  if (typeof f.seq !== "number") return;
+  let m = S.msgs.find((x) => x.seq === f.seq) || (f.client_id && S.msgs.find((x) => x.client_id === f.client_id && !x.seq));
+  const role = (f.author && f.author.role) || "system";
+  if (!m) {
+    m = { client_id: f.client_id, role };
+    S.msgs.push(m);
+  }
+  Object.assign(m, { key: "s" + f.seq, seq: f.seq, text: String(f.text ?? ""), at: f.at, name: f.author && f.author.name });
+  if (role === "visitor" && m.status !== "seen") m.status = "sent";
+}
+
+function afterMerge() {
+  S.msgs.sort((a, b) => (a.seq || Infinity) - (b.seq || Infinity));
+  // lastSeq is the gap-free watermark, so `sync after lastSeq` always fills holes.
+  const seqs = new Set(S.msgs.map((m) => m.seq));
+  while (seqs.has(S.lastSeq + 1)) S.lastSeq++;
+  announceNew();
+  markSeen();
+  persist();
+  renderMessages();
+  reportState();
+}
+
+// Tell the host page (metadata only) about messages it has not heard of, and count unread ones.
+function announceNew() {
+  for (const m of S.msgs) {
+    if (!m.seq || m.seq <= S.announced || m.role === "system") continue;
+    S.announced = m.seq;
+    toHost({ event: "message", from: m.role === "agent" ? "agent" : "visitor", at: m.at });
+    if (m.role === "agent" && !visible()) S.unread++;
+  }
+}
+
+function markSeen() {
+  if (!visible() || !S.conv) return;
+  S.unread = 0;
+  const last = S.msgs.filter((m) => m.role === "agent" && m.seq).pop();
+  if (last && last.seq > S.seenSent && send({ type: "seen", conversation: S.conv.id, seq: last.seq })) {
+    S.seenSent = last.seq;
+  }
+}
+
+let syncPending = false;
+function requestSync() {
+  // One sync at a time; the history reply covers every later gap too.
+  if (syncPending || !S.conv) return;
+  syncPending = send({ type: "sync", conversation: S.conv.id, after: S.lastSeq, ref: "sync" });
+  if (syncPending) setTimeout(() => (syncPending = false), 3000);
+}
+
+function onError(f) {
+  // A sync for a conversation the server no longer shows us is harmless: keep what we have.
+  if (f.ref === "sync") return;
+  if (f.code === "not_found" && S.conv) {
+    // The conversation is gone (e.g. expired): start a new one and resend what was pending there.
+    resetConversation();
+    flushOutbox();
+    render();
+    return;
+  }
+  const m = f.client_id && S.msgs.find((x) => x.client_id === f.client_id && !x.seq);
+  const retry = f.code === "rate_limited" || f.code === "internal";
+  if (m && !retry) {
+    m.status = "failed"; // the server refused this text; resending the same would fail again
+  } else if (m) {
+    setTimeout(flushOutbox, 2000);
+  }
+  if (f.code === "invalid_state" && S.conv) {
+    S.conv.state = "closed";
+    if (m) m.status = "failed";
+  }
+  if (f.code === "origin_not_allowed") return unavailable();
+  notice(ERRORS[f.code] || "Something went wrong. Please try again.");
+  persist();
+  render();
+}
+
+const ERRORS = {
+  rate_limited: "You're sending messages quickly — we'll retry in a moment.",
+  text_too_long: "That message is too long. Please keep it under 4,000 characters.",
+  empty_text: "Please type a message first.",
+  invalid_state: "This chat has ended.",
+  internal: "We hit a snag. Retrying…",
+  frame_too_large: "That message is too long.",
+};
+
+function resetConversation() {
+  resetTranscript();
+  S.conv = null;
+}
+
+// ---- sending -----------------------------------------------------------------------------------
+function outbox() {
+  return S.msgs.filter((m) => m.role === "visitor" && !m.seq && m.status === "sending");
+}
+
+// Resend every unacked message with its original client_id: the server de-duplicates on it.
+function flushOutbox() {
+  const pending = outbox();
+  if (!pending.length || !connected) return;
+  if (!active()) {
+    if (!opening) opening = send({ type: "open" });
+    return;
+  }
+  for (const m of pending) send({ type: "send", conversation: S.conv.id, client_id: m.client_id, text: m.text });
+}
+
+function submitText() {
+  const box = $("text");
+  const text = box.value.trim();
+  if (!text) return;
+  if (text.length > MAX_TEXT) return notice(ERRORS.text_too_long);
+  const m = { key: randomId(), role: "visitor", text, at: new Date().toISOString(), status: "sending" };
+  m.client_id = m.key;
+  S.msgs.push(m);
+  box.value = "";
+  onDraft(true);
+  stopTyping();
+  persist();
+  renderMessages();
+  if (connected) flushOutbox();
+  else connect();
+}
+
+// Typing signal: on/off only, never the draft. At most one `true` per 2 s, `false` after 3 s idle.
+let typingOn = false;
+let typingSentAt = 0;
+let idleTimer = null;
+function onDraft(cleared) {
+  const box = $("text");
+  box.style.height = "auto";
+  box.style.height = Math.min(box.scrollHeight, 140) + "px";
+  const n = box.value.length;
+  const counter = $("counter");
+  counter.hidden = n < MAX_TEXT - 500;
+  counter.textContent = n.toLocaleString() + " / " + MAX_TEXT.toLocaleString();
+  counter.classList.toggle("over", n >= MAX_TEXT);
+  if (cleared || !active()) return;
+  const now = Date.now();
+  if (!typingOn || now - typingSentAt > 2000) {
+    if (send({ type: "typing", conversation: S.conv.id, typing: true })) {
+      typingOn = true;
+      typingSentAt = now;
+    }
+  }
+  clearTimeout(idleTimer);
+  idleTimer = setTimeout(stopTyping, 3000);
+}
+
+function stopTyping() {
+  clearTimeout(idleTimer);
+  if (typingOn && S.conv) send({ type: "typing", conversation: S.conv.id, typing: false });
+  typingOn = false;
+}
+
+// ---- rendering ---------------------------------------------------------------------------------
+const rendered = new Map(); // key -> <li>
+const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
+
+function el(tag, cls, text) {
+  const node = document.createElement(tag);
+  if (cls) node.className = cls;
+  if (text != null) node.textContent = text;
+  return node;
+}
+
+function statusLabel(m) {
+  if (m.status === "failed") return "Not sent";
+  if (!m.seq) return "Sending…";
+  return m.seq <= S.seenByAgent ? "Seen" : "Sent";
+}
+
+// Every element of a message is built once and then updated in place: the transcript is an
+// aria-live log, and re-creating nodes would make screen readers read old messages again.
+function buildMessage(m) {
+  const li = el("li", "msg");
+  const meta = el("div", "meta");
+  const tick = el("span", "tick");
+  const retry = el("button", "link", "Retry");
+  retry.type = "button";
+  retry.addEventListener("click", () => retryMessage(m.client_id));
+  meta.append(el("time"), tick, retry);
+  li.append(el("span", "who sr-only"), el("span", "name"), el("div", "bubble"), meta);
+  return li;
+}
+
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+function fillMessage(li, m, prev) {
+  const mine = m.role === "visitor";
+  const first = !prev || prev.role !== m.role || (prev.name || "") !== (m.name || "");
+  li.className = "msg " + m.role + (first ? " first" : "") + (m.status === "failed" ? " failed" : "");
+  const [who, name, bubble, meta] = li.children;
+  const [time, tick, retry] = meta.children;
+  setText(who, mine ? "You said:" : (m.name || (m.role === "agent" ? "Agent" : "Notice")) + " said:");
+  setText(name, !mine && m.role !== "system" && first ? m.name || "Agent" : "");
+  setText(bubble, m.text);
+  setText(time, m.at ? timeFmt.format(new Date(m.at)) : "");
+  if (m.at) time.dateTime = m.at;
+  const st = mine ? statusLabel(m) : "";
+  tick.hidden = !mine;
+  tick.className = "tick " + st.replace("…", "").toLowerCase().replace(" ", "-");
+  setText(tick, st);
+  retry.hidden = m.status !== "failed";
+}
+
+function retryMessage(clientId) {
+  const m = S.msgs.find((x) => x.client_id === clientId);
+  if (!m) return;
+  m.status = "sending";
+  persist();
+  renderMessages();
+  if (connected) flushOutbox();
+  else connect();
+}
+
+function renderMessages() {
+  const list = $("msgs");
+  const log = $("log");
+  const stick = log.scrollHeight - log.scrollTop - log.clientHeight < 80;
+  let prev = null;
+  S.msgs.forEach((m, i) => {
+    let li = rendered.get(m.key);
+    if (!li) {
+      // An acked message changes key from its client_id to its seq: reuse its element.
+      li = (m.client_id && rendered.get(m.client_id)) || buildMessage(m);
+      rendered.delete(m.client_id);
+      rendered.set(m.key, li);
+    }
+    fillMessage(li, m, prev);
+    if (list.children[i] !== li) list.insertBefore(li, list.children[i] || null);
+    prev = m;
+  });
+  while (list.children.length > S.msgs.length) list.lastElementChild.remove();
+  $("intro").hidden = S.msgs.length > 0;
+  if (stick) log.scrollTop = log.scrollHeight;
+}
+
+let typingTimer = null;
+function showTyping(on) {
+  const t = $("typing");
+  t.hidden = !on;
+  $("typing-text").textContent = ((S.conv && S.conv.operator && S.conv.operator.name) || "Agent") + " is typing…";
+  clearTimeout(typingTimer);
+  // A lost typing:false must not leave the indicator up for ever.
+  if (on) typingTimer = setTimeout(() => (t.hidden = true), 8000);
+}
+
+let noticeTimer = null;
+function notice(text, ms = 6000) {
+  const n = $("notice");
+  n.textContent = text;
+  n.hidden = false;
+  clearTimeout(noticeTimer);
+  if (ms) noticeTimer = setTimeout(() => (n.hidden = true), ms);
+}
+
+function render() {
+  const site = S.site || {};
+  if (site.name) {
+    $("site-name").textContent = site.name;
+    document.title = "Chat with " + site.name;
+  }
+  if (site.greeting != null) $("greeting").textContent = site.greeting;
+  const online = !!site.online;
+  const known = connected || S.site;
+  const op = S.conv && S.conv.state === "active" && S.conv.operator && S.conv.operator.name;
+  $("status").className = "status " + (!known ? "" : online ? "on" : "off");
+  $("status-text").textContent = !connected && !S.site ? "Connecting…"
+    : op ? op + " is here to help"
+    : online ? "Online — we usually reply in minutes"
+    : "Offline";
+
+  const closed = !!S.conv && S.conv.state === "closed";
+  // Offline visitors with no conversation in progress get a form instead of a dead chat.
+  const offline = known && !online && !active() && !S.msgs.some((m) => m.status === "sending");
+  $("chat-view").hidden = offline;
+  $("offline-view").hidden = !offline;
+  $("end").hidden = !active();
+  $("ended").hidden = !closed;
+  $("composer").hidden = closed;
+  if (!active()) $("confirm").hidden = true;
+  if (closed) showTyping(false);
+  renderMessages();
+}
+
+// ---- enquiry form (offline) ------------------------------------------------------------------
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+const PHONE = /^\+?[\d\s().-]{6,}$/;
+
+function fieldError(id, text) {
+  const input = $(id);
+  const err = $(id + "-error");
+  err.textContent = text || "";
+  err.hidden = !text;
+  input.setAttribute("aria-invalid", text ? "true" : "false");
+  if (text) input.setAttribute("aria-describedby", id + "-error");
+  else input.removeAttribute("aria-describedby");
+  return !text;
+}
+
+function validateEnquiry() {
+  const name = $("q-name").value.trim();
+  const contact = $("q-contact").value.trim();
+  const message = $("q-message").value.trim();
+  const ok = [
+    fieldError("q-name", name ? "" : "Please tell us your name."),
+    fieldError("q-contact", !contact ? "Please add an email or phone number."
+      : EMAIL.test(contact) || PHONE.test(contact) ? "" : "That doesn't look like an email or phone number."),
+    fieldError("q-message", message ? "" : "Please write a message."),
+  ];
+  const bad = ["q-name", "q-contact", "q-message"][ok.indexOf(false)];
+  if (bad) $(bad).focus();
+  return bad ? null : { name, contact, message };
+}
+
+function errorDetail(body) {
+  const d = body && body.detail;
+  if (typeof d === "string") return d;
+  if (Array.isArray(d)) return d.map((x) => (x && x.msg) || "").filter(Boolean).join(" ");
+  return "";
+}
+
+async function submitEnquiry(e) {
+  e.preventDefault();
+  const data = validateEnquiry();
+  if (!data) return;
+  const btn = $("q-submit");
+  const err = $("q-error");
+  err.hidden = true;
+  btn.disabled = true;
+  btn.textContent = "Sending…";
+  try {
+    const res = await fetch(CFG.enquiry, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      credentials: "omit",
+      body: JSON.stringify({ site: SITE, host: S.host || location.origin, ...data }),
+    });
+    if (!res.ok) {
+      const body = await res.json().catch(() => null);
+      throw new Error(errorDetail(body) || "We couldn't send your message. Please try again.");
+    }
+    $("enquiry").hidden = true;
+    $("enquiry-sent").hidden = false;
+    $("enquiry-sent").focus();
+  } catch (ex) {
+    err.textContent = ex instanceof TypeError ? "You seem to be offline. Please try again." : ex.message;
+    err.hidden = false;
+  } finally {
+    btn.disabled = false;
+    btn.textContent = "Send message";
+  }
+}
+
+// ---- wiring ------------------------------------------------------------------------------------
+function wire() {
+  const box = $("text");
+  box.addEventListener("input", () => onDraft(false));
+  box.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      submitText();
+    }
+  });
+  box.addEventListener("blur", stopTyping);
+  $("composer").addEventListener("submit", (e) => {
+    e.preventDefault();
+    submitText();
+    box.focus();
+  });
+  $("minimise").hidden = !EMBEDDED;
+  $("minimise").addEventListener("click", () => setOpen(false));
+  $("end").addEventListener("click", () => {
+    $("confirm").hidden = false;
+    $("confirm-no").focus();
+  });
+  $("confirm-no").addEventListener("click", () => {
+    $("confirm").hidden = true;
+    $("end").focus();
+  });
+  $("confirm-yes").addEventListener("click", () => {
+    $("confirm").hidden = true;
+    if (active() && !send({ type: "close", conversation: S.conv.id })) notice("You're offline. Please try again in a moment.");
+  });
+  $("restart").addEventListener("click", () => {
+    resetConversation();
+    persist();
+    render();
+    reportState();
+    box.focus();
+  });
+  $("enquiry").addEventListener("submit", submitEnquiry);
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && EMBEDDED && S.open) setOpen(false);
+  });
+  document.addEventListener("visibilitychange", () => {
+    if (visible()) {
+      markSeen();
+      persist();
+      reportState();
+    }
+  });
+}
+
+function start() {
+  // Stay open across pages only while there is a conversation to keep going.
+  S.open = !EMBEDDED || (S.open && active());
+  wire();
+  render();
+  toHost({ event: "ready" });
+  // Resume straight away only when there is something to resume; otherwise wait to be opened.
+  if (active() || outbox().length || !EMBEDDED) connect();
+  initReceived.then(() => {
+    if (S.open) setOpen(true);
+  });
+}
+
+start();

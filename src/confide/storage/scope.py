@@ -1,0 +1,116 @@
+"""Tenant scope, enforced in the data layer.
+
+Every ORM query on a tenant-owned table runs inside a session that carries the caller's
+:class:`Scope`; the ``do_orm_execute`` hook below adds the scope's criteria to every such query
+(including joined and aliased entities) and **refuses** the query when the session has no scope.
+A service cannot forget the ``WHERE organisation_id = …``: it is not the service that writes it.
+
+Scopes:
+
+- ``system`` — the server itself (the message writer, migrations, CLI administration). No filter.
+- ``admin`` — the processor's staff. No filter.
+- ``organisation`` — a client organisation's staff: rows of that organisation only.
+- ``sites`` — an operator: rows of the assigned sites (and of the organisations owning them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy import event
+from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+
+ScopeKind = Literal["system", "admin", "organisation", "sites"]
+
+
+class MissingScope(RuntimeError):
+    """A tenant-owned table was queried by a session without a scope."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    kind: ScopeKind
+    organisation_ids: frozenset[str] = field(default_factory=frozenset)
+    site_ids: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def unrestricted(self) -> bool:
+        return self.kind in ("system", "admin")
+
+    @classmethod
+    def system(cls) -> Scope:
+        return cls("system")
+
+    @classmethod
+    def admin(cls) -> Scope:
+        return cls("admin")
+
+    @classmethod
+    def organisation(cls, organisation_id: str) -> Scope:
+        return cls("organisation", frozenset({organisation_id}))
+
+    @classmethod
+    def sites(cls, site_ids: frozenset[str], organisation_ids: frozenset[str]) -> Scope:
+        return cls("sites", organisation_ids, site_ids)
+
+    def allows(self, organisation_id: str, site_id: str | None = None) -> bool:
+        """The same rule as the query criteria, for objects already in memory."""
+        if self.unrestricted:
+            return True
+        if organisation_id not in self.organisation_ids:
+            return False
+        return self.kind != "sites" or site_id is None or site_id in self.site_ids
+
+
+class OrgScoped:
+    """Mixin marker: the table has ``organisation_id`` and belongs to one client organisation."""
+
+    organisation_id: Any
+
+
+class SiteScoped(OrgScoped):
+    """Mixin marker: the table also has ``site_id``; operators see only their sites' rows."""
+
+    site_id: Any
+
+
+def _touches_tenant_tables(state: ORMExecuteState) -> bool:
+    return any(issubclass(m.class_, OrgScoped) for m in state.all_mappers)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _enforce_scope(state: ORMExecuteState) -> None:
+    if state.is_column_load or state.is_relationship_load:
+        return  # the parent row was already scoped
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
+    scope: Scope | None = state.session.info.get("scope")
+    if scope is None:
+        if _touches_tenant_tables(state):
+            raise MissingScope("query on a tenant table without a scope")
+        return
+    if scope.unrestricted:
+        return
+    orgs = tuple(scope.organisation_ids)
+    sites = tuple(scope.site_ids)
+    options = []
+    # Criteria per concrete class (not the mixin): the lambda is evaluated against the class.
+    for mapper in _tenant_mappers(state):
+        cls = mapper.class_
+        options.append(
+            with_loader_criteria(cls, lambda c: c.organisation_id.in_(orgs), include_aliases=True)
+        )
+        if scope.kind == "sites" and issubclass(cls, SiteScoped):
+            options.append(
+                with_loader_criteria(cls, lambda c: c.site_id.in_(sites), include_aliases=True)
+            )
+    state.statement = state.statement.options(*options)
+
+
+def _tenant_mappers(state: ORMExecuteState) -> list[Any]:
+    """Every mapped tenant class: criteria also reach subqueries that ``all_mappers`` omits."""
+    registry = state.all_mappers[0].registry if state.all_mappers else None
+    if registry is None:
+        return []
+    return [m for m in registry.mappers if issubclass(m.class_, OrgScoped)]

@@ -1,0 +1,62 @@
+"""The ASGI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from confide.logs import configure_logging
+from confide.settings import Settings
+from confide.web import errors
+from confide.web.context import AppContext
+from confide.web.routes import api, console, demo, health, widget
+from confide.web.security import SecurityHeaders
+from confide.web.ws.endpoints import console_socket, widget_socket
+
+PACKAGE = Path(__file__).resolve().parent.parent
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+    ctx = AppContext.build(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await ctx.start()
+        try:
+            yield
+        finally:
+            await ctx.stop()
+
+    app = FastAPI(
+        title="Confide",
+        version="1",
+        summary="Privacy-first live chat and lead capture",
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.ctx = ctx
+    app.state.templates = Jinja2Templates(directory=PACKAGE / "templates")
+    app.add_middleware(SecurityHeaders, hsts=settings.secure_cookies)
+    errors.install(app)
+    app.mount("/static", StaticFiles(directory=PACKAGE / "static"), name="static")
+    for router in (health.router, widget.router, console.router, api.router, demo.router):
+        app.include_router(router)
+    app.add_api_websocket_route("/ws/widget", widget_socket)
+    app.add_api_websocket_route("/ws/console", console_socket)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/console", status_code=303)
+
+    return app

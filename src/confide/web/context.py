@@ -1,0 +1,62 @@
+"""Everything a request handler needs, built once per process and torn down cleanly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from confide.accounts.service import AccountService
+from confide.chat import recipients
+from confide.chat.service import ChatService
+from confide.chat.writer import MessageWriter
+from confide.realtime.broker import Broker, Event, make_broker
+from confide.realtime.hub import Hub
+from confide.settings import Settings
+from confide.sites.service import SiteService
+from confide.storage.engine import Database
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    db: Database
+    broker: Broker
+    hub: Hub
+    accounts: AccountService
+    sites: SiteService
+    chat: ChatService
+    writer: MessageWriter
+
+    @classmethod
+    def build(cls, settings: Settings) -> AppContext:
+        db = Database(settings.database_url)
+        broker = make_broker(settings.broker_url)
+        hub = Hub()
+        accounts = AccountService(
+            db,
+            max_failures=settings.login_max_failures,
+            lockout=timedelta(minutes=settings.lockout_minutes),
+            session_ttl=timedelta(hours=settings.session_hours),
+        )
+        chat = ChatService(db, broker, site_online=hub.site_online)
+        writer = MessageWriter(
+            db,
+            chat.publish_committed,
+            window_ms=settings.commit_window_ms,
+            max_batch=settings.commit_max_batch,
+        )
+        chat.attach_writer(writer)
+        return cls(settings, db, broker, hub, accounts, SiteService(db), chat, writer)
+
+    async def start(self) -> None:
+        await self.broker.start(self.hub.deliver)
+        self.writer.start()
+
+    async def stop(self) -> None:
+        await self.writer.stop()
+        await self.broker.stop()
+        await self.db.dispose()
+
+    async def publish_presence(self, site_id: str, online: bool) -> None:
+        frame = {"type": "presence", "online": online}
+        await self.broker.publish(Event((recipients.site_visitors(site_id),), frame))

@@ -1,0 +1,94 @@
+"""The one place that maps domain errors to HTTP statuses (and, for pages, to the error page)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from confide.errors import (
+    AuthenticationFailed,
+    ConfideError,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    InvalidState,
+    LockedOut,
+    NotFound,
+    RateLimited,
+)
+
+STATUS: list[tuple[type[ConfideError], int]] = [
+    (LockedOut, 429),
+    (AuthenticationFailed, 401),
+    (InvalidInput, 422),
+    (NotFound, 404),
+    (Forbidden, 403),
+    (InvalidState, 409),
+    (Conflict, 409),
+    (RateLimited, 429),
+]
+
+TITLES = {
+    400: "Bad request",
+    401: "Please sign in",
+    403: "Not allowed",
+    404: "Page not found",
+    405: "Not allowed",
+    409: "Conflict",
+    422: "Please check your input",
+    429: "Too many requests",
+    500: "Something went wrong",
+}
+
+
+def status_for(exc: ConfideError) -> int:
+    for kind, status in STATUS:
+        if isinstance(exc, kind):
+            return status
+    return 500
+
+
+def _wants_html(request: Request) -> bool:
+    path = request.url.path
+    return (path.startswith(("/console", "/demo", "/widget/"))) and not path.startswith("/api")
+
+
+def _render(request: Request, status: int, detail: str, code: str) -> Response:
+    if _wants_html(request):
+        templates = request.app.state.templates
+        return templates.TemplateResponse(
+            request,
+            "console/error.html",
+            {"status": status, "title": TITLES.get(status, "Error"), "detail": detail,
+             "user": None, "csrf_token": "", "csp_nonce": request.state.csp_nonce},
+            status_code=status,
+        )
+    return JSONResponse({"detail": detail, "code": code}, status_code=status)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ConfideError)
+    async def _domain(request: Request, exc: ConfideError) -> Response:
+        return _render(request, status_for(exc), exc.message, exc.code)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        detail = exc.detail if isinstance(exc.detail, str) else TITLES.get(exc.status_code, "Error")
+        response = _render(request, exc.status_code, detail, "http_error")
+        for key, value in (exc.headers or {}).items():
+            response.headers[key] = value
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        reasons = [
+            f"{'.'.join(str(p) for p in err['loc'] if p != 'body')}: {err['msg']}"
+            for err in exc.errors()
+        ]
+        return JSONResponse(
+            {"detail": "; ".join(reasons) or "Invalid request.", "code": "bad_request",
+             "errors": [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]},
+            status_code=422,
+        )

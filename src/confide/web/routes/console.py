@@ -1,0 +1,193 @@
+"""The operator console's pages: sign-in, the live console, history and transcripts."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from confide.accounts.principal import Principal
+from confide.errors import AuthenticationFailed, Forbidden, LockedOut
+from confide.ids import new_secret
+from confide.web.deps import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Ctx
+from confide.web.routes.widget import public_base
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+
+def _page(request: Request, template: str, context: dict[str, object], status: int = 200) -> Response:
+    context.setdefault("csp_nonce", request.state.csp_nonce)
+    response: Response = request.app.state.templates.TemplateResponse(
+        request, template, context, status_code=status
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def _signed_in(request: Request, ctx: Ctx) -> tuple[Principal, str] | None:
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    try:
+        return await ctx.accounts.session_principal(token)
+    except AuthenticationFailed:
+        return None
+
+
+def _login_page(request: Request, ctx: Ctx, *, error: str | None, email: str, status: int) -> Response:
+    csrf = new_secret()
+    response = _page(
+        request, "console/login.html", {"csrf_token": csrf, "error": error, "email": email}, status
+    )
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE, csrf, httponly=True, samesite="strict",
+        secure=ctx.settings.secure_cookies, path="/console",
+    )
+    return response
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_form(request: Request, ctx: Ctx) -> Response:
+    if await _signed_in(request, ctx):
+        return RedirectResponse("/console", status_code=303)
+    return _login_page(request, ctx, error=None, email="", status=200)
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(
+    request: Request,
+    ctx: Ctx,
+    email: Annotated[str, Form(max_length=320)] = "",
+    password: Annotated[str, Form(max_length=1000)] = "",
+    csrf_token: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not expected or not hmac.compare_digest(expected, csrf_token):
+        return _login_page(
+            request, ctx, error="Your sign-in form expired. Please try again.", email=email, status=403
+        )
+    try:
+        signed_in = await ctx.accounts.sign_in(email, password)
+    except LockedOut as exc:
+        return _login_page(request, ctx, error=exc.message, email=email, status=429)
+    except AuthenticationFailed as exc:
+        return _login_page(request, ctx, error=exc.message, email=email, status=401)
+    response = RedirectResponse("/console", status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE, signed_in.token, httponly=True, samesite="lax",
+        secure=ctx.settings.secure_cookies, max_age=ctx.settings.session_hours * 3600, path="/",
+    )
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/console")
+    return response
+
+
+@router.post("/logout")
+async def logout(
+    request: Request, ctx: Ctx, csrf_token: Annotated[str, Form(max_length=100)] = ""
+) -> Response:
+    session = await _signed_in(request, ctx)
+    if session is not None:
+        if not hmac.compare_digest(session[1], csrf_token):
+            raise Forbidden("Missing or wrong CSRF token.")
+        await ctx.accounts.sign_out(request.cookies[SESSION_COOKIE])
+    response = RedirectResponse("/console/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("", response_class=HTMLResponse)
+async def console(request: Request, ctx: Ctx) -> Response:
+    session = await _signed_in(request, ctx)
+    if session is None:
+        return RedirectResponse("/console/login", status_code=303)
+    principal, csrf = session
+    base = public_base(request, ctx)
+    ws_base = base.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+    sites = await ctx.sites.list_sites(principal.scope)
+    return _page(
+        request,
+        "console/app.html",
+        {
+            "user": principal,
+            "csrf_token": csrf,
+            "sites": [_SiteItem(s.id, s.name, org) for s, org in sites if s.id in principal.site_ids],
+            "ws_url": f"{ws_base}/ws/console?v=1",
+        },
+    )
+
+
+class _SiteItem:
+    def __init__(self, id: str, name: str, organisation_name: str) -> None:
+        self.id, self.name, self.organisation_name = id, name, organisation_name
+
+
+@router.get("/history", response_class=HTMLResponse)
+async def history(
+    request: Request,
+    ctx: Ctx,
+    q: Annotated[str, Query(max_length=200)] = "",
+    site: Annotated[str | None, Query(max_length=64)] = None,
+    page: Annotated[int, Query(ge=0, le=10_000)] = 0,
+) -> Response:
+    session = await _signed_in(request, ctx)
+    if session is None:
+        return RedirectResponse("/console/login", status_code=303)
+    principal, csrf = session
+    hits, has_next = await ctx.chat.search(principal, q=q, site_id=site or None, page=page)
+    sites = await ctx.sites.list_sites(principal.scope)
+    return _page(
+        request,
+        "console/history.html",
+        {
+            "user": principal,
+            "csrf_token": csrf,
+            "conversations": [_HistoryItem(h.view, h.message_count, h.snippet) for h in hits],
+            "q": q,
+            "site_id": site or None,
+            "sites": [_SiteItem(s.id, s.name, org) for s, org in sites],
+            "page": page,
+            "has_next": has_next,
+        },
+    )
+
+
+class _HistoryItem:
+    def __init__(self, view: object, message_count: int, snippet: str | None) -> None:
+        from confide.chat.views import ConversationView
+
+        assert isinstance(view, ConversationView)
+        self.id = view.id
+        self.state = view.state
+        self.source = view.source
+        self.site_name = view.site_name
+        self.organisation_name = view.organisation_name
+        self.visitor_label = view.visitor_name or view.visitor_label
+        self.visitor_contact = view.visitor_contact
+        self.operator_name = view.operator_name
+        self.created_at = view.created_at
+        self.message_count = message_count
+        self.snippet = snippet
+
+
+@router.get("/conversations/{conversation_id}", response_class=HTMLResponse)
+async def transcript(request: Request, ctx: Ctx, conversation_id: str) -> Response:
+    session = await _signed_in(request, ctx)
+    if session is None:
+        return RedirectResponse("/console/login", status_code=303)
+    principal, csrf = session
+    view, messages = await ctx.chat.transcript(principal, conversation_id)
+    item = _HistoryItem(view, len(messages), None)
+    item.messages = [  # type: ignore[attr-defined]
+        _Msg(m.seq, m.author_role, m.author_name, m.text, m.created_at) for m in messages
+    ]
+    return _page(
+        request, "console/transcript.html", {"user": principal, "csrf_token": csrf, "conversation": item}
+    )
+
+
+class _Msg:
+    def __init__(self, seq: int, author_role: str, author_name: str, text: str, created_at: object):
+        self.seq, self.author_role, self.author_name = seq, author_role, author_name
+        self.text, self.created_at = text, created_at

@@ -1,0 +1,102 @@
+"""What the host page and the widget iframe load: the loader, the frame page, the offline form."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, Response
+from pydantic import BaseModel, Field
+
+from confide.errors import Forbidden
+from confide.web.deps import Ctx
+
+router = APIRouter()
+STATIC = Path(__file__).resolve().parent.parent.parent / "static"
+
+
+@router.get("/widget.js", include_in_schema=False)
+async def loader() -> FileResponse:
+    return FileResponse(
+        STATIC / "widget" / "loader.js",
+        media_type="text/javascript; charset=utf-8",
+        headers={"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"},
+    )
+
+
+def public_base(request: Request, ctx: Ctx) -> str:
+    if ctx.settings.public_url:
+        return ctx.settings.public_url.rstrip("/")
+    return str(request.base_url).rstrip("/")
+
+
+@router.get("/widget/frame", include_in_schema=False, response_class=HTMLResponse)
+async def frame(request: Request, ctx: Ctx, site: Annotated[str, Query(max_length=64)]) -> Response:
+    """The chat app's page, embedded only by the site's allowed origins (CSP frame-ancestors)."""
+    s = await ctx.sites.by_key(site)
+    base = public_base(request, ctx)
+    ws_base = base.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+    nonce = request.state.csp_nonce
+    ancestors = " ".join(["'self'", *s.allowed_origins])
+    response = request.app.state.templates.TemplateResponse(
+        request,
+        "widget/frame.html",
+        {
+            "site_key": s.key,
+            "site_name": s.name,
+            "greeting": s.greeting,
+            "ws_url": f"{ws_base}/ws/widget?v=1&site={s.key}",
+            "static_url": "/static",
+            "enquiry_url": "/api/widget/enquiry",
+            "csp_nonce": nonce,
+        },
+    )
+    response.headers["Content-Security-Policy"] = (
+        f"default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'nonce-{nonce}'; "
+        f"img-src 'self' data:; connect-src 'self' {ws_base}; frame-ancestors {ancestors}; "
+        "base-uri 'none'; form-action 'self'"
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+class EnquiryIn(BaseModel):
+    site: str = Field(max_length=64, description="The site key")
+    host: str = Field(max_length=300, description="Origin of the page the visitor is on")
+    name: str = Field(max_length=100)
+    contact: str = Field(max_length=200, description="Email or phone number")
+    message: str = Field(max_length=4000)
+
+
+class EnquiryOut(BaseModel):
+    conversation: str
+    state: str
+
+
+@router.post("/api/widget/enquiry", status_code=201, tags=["widget"], summary="Leave a message")
+async def enquiry(request: Request, ctx: Ctx, body: EnquiryIn) -> EnquiryOut:
+    """The offline form: stored as a conversation waiting for an agent."""
+    site = await ctx.sites.by_key(body.site)
+    origin = request.headers.get("origin")
+    own = public_base(request, ctx)
+    if not ctx.sites.origin_allowed(site, body.host) or (
+        origin != own and not ctx.sites.origin_allowed(site, origin)
+    ):
+        raise Forbidden("This page may not send enquiries for this site.")
+    view = await ctx.chat.enquiry(site, body.name, body.contact, body.message)
+    return EnquiryOut(conversation=view.id, state=view.state)
+
+
+class WidgetConfig(BaseModel):
+    name: str
+    greeting: str
+    online: bool
+
+
+@router.get("/api/widget/config", tags=["widget"], summary="The widget's public settings")
+async def config(ctx: Ctx, site: Annotated[str, Query(max_length=64)]) -> WidgetConfig:
+    s = await ctx.sites.by_key(site)
+    return WidgetConfig(name=s.name, greeting=s.greeting, online=ctx.hub.site_online(s.id))
+
+

@@ -1,0 +1,116 @@
+"""One WebSocket connection: a bounded outbox, a sender task, and the frame loop.
+
+Why an outbox per socket: fan-out must never wait on one slow client. ``push`` only appends;
+this socket's own sender task writes to the network. A client that falls more than
+``MAX_OUTBOX`` frames behind is disconnected (it reconnects and ``sync``s from the database),
+so one stuck browser costs bounded memory and never slows anyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from confide.errors import ConfideError
+from confide.ids import new_id
+from confide.realtime.protocol import Frame, ProtocolError, encode, error_frame, parse
+from confide.realtime.ratelimit import TokenBucket
+
+log = logging.getLogger(__name__)
+
+#: Frames a socket may fall behind before we drop it (it resyncs on reconnect).
+MAX_OUTBOX = 2000
+#: Close code for a client that could not keep up.
+CLOSE_TOO_SLOW = 4408
+
+Handler = Callable[[Frame], Awaitable[None]]
+
+
+class Connection:
+    __slots__ = ("_closed", "_outbox", "_sender", "_wake", "bucket", "id", "ws")
+
+    def __init__(self, ws: WebSocket, bucket: TokenBucket) -> None:
+        self.id = new_id()
+        self.ws = ws
+        self.bucket = bucket
+        self._outbox: deque[str] = deque()
+        self._wake = asyncio.Event()
+        self._sender: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def push(self, text: str) -> None:
+        if self._closed:
+            return
+        if len(self._outbox) >= MAX_OUTBOX:
+            self._closed = True
+            self._outbox.clear()
+            asyncio.get_running_loop().create_task(self._close(CLOSE_TOO_SLOW))
+            return
+        self._outbox.append(text)
+        self._wake.set()
+
+    def send(self, frame: dict[str, Any]) -> None:
+        self.push(encode(frame))
+
+    def error(self, code: str, message: str, ref: str | None = None, **extra: Any) -> None:
+        self.send(error_frame(code, message, ref, **extra))
+
+    async def _send_loop(self) -> None:
+        ws = self.ws
+        outbox = self._outbox
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while outbox:
+                await ws.send_text(outbox.popleft())
+
+    async def _close(self, code: int) -> None:
+        with contextlib.suppress(Exception):
+            await self.ws.close(code)
+
+    async def run(self, handle: Handler, audience: str) -> None:
+        """Read frames until the client goes; each frame's failure is answered, not fatal."""
+        self._sender = asyncio.create_task(self._send_loop())
+        try:
+            while True:
+                message = await self.ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                raw = message.get("text")
+                if raw is None:
+                    self.error("bad_frame", "Frames must be JSON text, not binary.")
+                    continue
+                if not self.bucket.take():
+                    self.error("rate_limited", "Too many frames; slow down and retry.")
+                    continue
+                try:
+                    frame = parse(raw, audience)
+                except ProtocolError as exc:
+                    self.error(exc.code, exc.message, exc.ref)
+                    continue
+                try:
+                    await handle(frame)
+                except ProtocolError as exc:
+                    self.error(exc.code, exc.message, frame.ref)
+                except ConfideError as exc:
+                    extra = {"client_id": frame.data["client_id"]} if "client_id" in frame.data else {}
+                    self.error(exc.code, exc.message, frame.ref, **extra)
+                except Exception:
+                    log.exception("frame %s failed", frame.type)
+                    self.error("internal", "The server failed; nothing was changed. Retry.", frame.ref)
+        except (WebSocketDisconnect, RuntimeError):
+            pass  # RuntimeError: the socket closed under us
+        finally:
+            self._closed = True
+            if self._sender is not None:
+                self._sender.cancel()
+                with contextlib.suppress(BaseException):
+                    await self._sender
+            if self.ws.application_state != WebSocketState.DISCONNECTED:
+                await self._close(1000)

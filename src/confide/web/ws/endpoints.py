@@ -1,0 +1,246 @@
+"""The two WebSocket endpoints: thin adapters from frames to chat service calls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.websockets import WebSocket
+
+from confide.accounts.principal import Principal
+from confide.chat import recipients
+from confide.chat.service import ConversationRef, VisitorActor
+from confide.chat.views import iso
+from confide.clock import utcnow
+from confide.errors import AuthenticationFailed, NotFound
+from confide.realtime.protocol import VERSION, Frame, ProtocolError
+from confide.realtime.ratelimit import TokenBucket
+from confide.sites.models import Site
+from confide.web.context import AppContext
+from confide.web.ws.connection import Connection
+
+CLOSE_UNAUTHORISED = 4401
+CLOSE_ORIGIN = 4403
+CLOSE_UNKNOWN_SITE = 4404
+CLOSE_VERSION = 4400
+
+
+def own_origin(ws: WebSocket, ctx: AppContext) -> str:
+    if ctx.settings.public_url:
+        return ctx.settings.public_url.rstrip("/")
+    scheme = "https" if ws.url.scheme == "wss" else "http"
+    return f"{scheme}://{ws.headers.get('host', '')}"
+
+
+async def _refuse(ws: WebSocket, code: int) -> None:
+    await ws.accept()
+    await ws.close(code)
+
+
+class _Session:
+    """State shared by both audiences: authorised conversations and the last hello."""
+
+    def __init__(self, ctx: AppContext, conn: Connection) -> None:
+        self.ctx = ctx
+        self.conn = conn
+        self.greeted = False
+        self.visitor: VisitorActor | None = None
+        self.refs: dict[str, ConversationRef] = {}
+
+    async def ref(self, actor: VisitorActor | Principal, conversation_id: str) -> ConversationRef:
+        ref = self.refs.get(conversation_id)
+        if ref is None:
+            ref = await self.ctx.chat.authorise(actor, conversation_id)
+            self.refs[conversation_id] = ref
+        return ref
+
+    async def common(self, actor: VisitorActor | Principal, frame: Frame) -> bool:
+        """Frames both audiences share; False if ``frame`` is not one of them."""
+        chat, data, conn = self.ctx.chat, frame.data, self.conn
+        if frame.type == "ping":
+            conn.send({"type": "pong", "at": iso(utcnow())})
+            return True
+        if frame.type not in ("send", "typing", "seen", "sync", "close"):
+            return False
+        ref = await self.ref(actor, data["conversation"])
+        if frame.type == "send":
+            stored = await chat.post(actor, ref, data["client_id"], data["text"])
+            conn.send(chat.ack(stored, frame.ref))
+        elif frame.type == "typing":
+            await chat.typing(actor, ref, data["typing"], conn.id)
+        elif frame.type == "seen":
+            await chat.seen(actor, ref, data["seq"])
+        elif frame.type == "sync":
+            await self.send_history(actor, ref, data["after"], frame.ref)
+        else:
+            view = await chat.close(actor, ref)
+            body = view.for_agents() if isinstance(actor, Principal) else view.for_visitor()
+            reply: dict[str, Any] = {"type": "conversation", "conversation": body}
+            if frame.ref:
+                reply["ref"] = frame.ref
+            conn.send(reply)
+        return True
+
+    async def send_history(
+        self, actor: VisitorActor | Principal, ref: ConversationRef, after: int, fref: str | None
+    ) -> None:
+        messages, last_seq = await self.ctx.chat.history(actor, ref, after)
+        reply: dict[str, Any] = {
+            "type": "history",
+            "conversation": ref.id,
+            "messages": [m.frame(ref.id) for m in messages],
+            "last_seq": last_seq,
+        }
+        if fref:
+            reply["ref"] = fref
+        self.conn.send(reply)
+
+
+def _check_hello(session: _Session, frame: Frame) -> None:
+    if not session.greeted and frame.type != "hello":
+        raise ProtocolError("hello_required", "Send hello first.")
+    if session.greeted and frame.type == "hello":
+        raise ProtocolError("bad_frame", "hello was already received.")
+    if frame.type == "hello" and frame.data["v"] != VERSION:
+        raise ProtocolError("unsupported_version", f"This server speaks protocol v{VERSION}.")
+
+
+async def widget_socket(ws: WebSocket) -> None:
+    ctx: AppContext = ws.app.state.ctx
+    if ws.query_params.get("v", "1") != "1":
+        return await _refuse(ws, CLOSE_VERSION)
+    try:
+        site = await ctx.sites.by_key(ws.query_params.get("site", ""))
+    except NotFound:
+        return await _refuse(ws, CLOSE_UNKNOWN_SITE)
+    origin = ws.headers.get("origin")
+    from_frame = origin == own_origin(ws, ctx)
+    if not from_frame and not ctx.sites.origin_allowed(site, origin):
+        return await _refuse(ws, CLOSE_ORIGIN)
+    await ws.accept()
+    conn = Connection(ws, TokenBucket(ctx.settings.widget_rate, ctx.settings.widget_burst))
+    session = _Session(ctx, conn)
+
+    async def handle(frame: Frame) -> None:
+        _check_hello(session, frame)
+        if frame.type == "hello":
+            if from_frame and not ctx.sites.origin_allowed(site, frame.data.get("host")):
+                raise ProtocolError("origin_not_allowed", "This page may not embed the chat.")
+            session.greeted = True
+            await _widget_hello(session, site, frame, conn)
+            return
+        if frame.type == "open":
+            actor, view, token = await ctx.chat.open_conversation(
+                site, session.visitor, frame.data.get("name")
+            )
+            session.visitor = actor
+            session.refs[view.id] = ConversationRef(view.id, view.organisation_id, view.site_id)
+            ctx.hub.subscribe(conn, recipients.conversation_visitor(view.id))
+            reply: dict[str, Any] = {"type": "conversation", "conversation": view.for_visitor()}
+            if token:
+                reply["token"] = token
+            if frame.ref:
+                reply["ref"] = frame.ref
+            conn.send(reply)
+            return
+        if session.visitor is None:
+            raise NotFound("No such conversation.")
+        await session.common(session.visitor, frame)
+
+    try:
+        await conn.run(handle, "widget")
+    finally:
+        ctx.hub.drop(conn)
+
+
+async def _widget_hello(session: _Session, site: Site, frame: Frame, conn: Connection) -> None:
+    ctx = session.ctx
+    actor, view = await ctx.chat.resume_visitor(site, frame.data.get("token"))
+    session.visitor = actor
+    ctx.hub.subscribe(conn, recipients.site_visitors(site.id))
+    if view is not None:
+        session.refs[view.id] = ConversationRef(view.id, view.organisation_id, view.site_id)
+        ctx.hub.subscribe(conn, recipients.conversation_visitor(view.id))
+    conn.send(
+        {
+            "type": "welcome",
+            "v": VERSION,
+            "role": "visitor",
+            "token": frame.data.get("token") if actor is not None else None,
+            "site": {"name": site.name, "greeting": site.greeting, "online": ctx.hub.site_online(site.id)},
+            "conversation": view.for_visitor() if view is not None else None,
+        }
+    )
+
+
+async def console_socket(ws: WebSocket) -> None:
+    ctx: AppContext = ws.app.state.ctx
+    if ws.query_params.get("v", "1") != "1":
+        return await _refuse(ws, CLOSE_VERSION)
+    if ws.headers.get("origin") != own_origin(ws, ctx):
+        return await _refuse(ws, CLOSE_ORIGIN)
+    try:
+        principal, _csrf = await ctx.accounts.session_principal(ws.cookies.get("confide_session", ""))
+    except AuthenticationFailed:
+        return await _refuse(ws, CLOSE_UNAUTHORISED)
+    await ws.accept()
+    conn = Connection(ws, TokenBucket(ctx.settings.console_rate, ctx.settings.console_burst))
+    session = _Session(ctx, conn)
+    arrived = False
+
+    async def handle(frame: Frame) -> None:
+        nonlocal arrived
+        _check_hello(session, frame)
+        chat, data = ctx.chat, frame.data
+        if frame.type == "hello":
+            session.greeted = True
+            for site_id in principal.site_ids:
+                ctx.hub.subscribe(conn, recipients.site_agents(site_id))
+            views = await chat.agent_conversations(principal)
+            for v in views:
+                if v.state == "active":
+                    ctx.hub.subscribe(conn, recipients.conversation_agents(v.id))
+            sites = await ctx.sites.list_sites(principal.scope)
+            conn.send(
+                {
+                    "type": "welcome",
+                    "v": VERSION,
+                    "role": principal.role.value,
+                    "user": {"id": principal.user_id, "name": principal.name, "role": principal.role.value},
+                    "sites": [
+                        {"id": s.id, "name": s.name, "organisation": org}
+                        for s, org in sites
+                        if s.id in principal.site_ids
+                    ],
+                    "conversations": [v.for_agents() for v in views],
+                }
+            )
+            arrived = True
+            for site_id in ctx.hub.agent_arrived(principal.site_ids):
+                await ctx.publish_presence(site_id, True)
+            return
+        if await session.common(principal, frame):
+            return
+        ref = await session.ref(principal, data["conversation"])
+        if frame.type == "join":
+            ctx.hub.subscribe(conn, recipients.conversation_agents(ref.id))
+            view = await chat.view(principal, ref.id)
+            reply: dict[str, Any] = {"type": "conversation", "conversation": view.for_agents()}
+            conn.send(reply)
+            await session.send_history(principal, ref, 0, frame.ref)
+        elif frame.type == "leave":
+            ctx.hub.unsubscribe(conn, recipients.conversation_agents(ref.id))
+        elif frame.type == "accept":
+            ctx.hub.subscribe(conn, recipients.conversation_agents(ref.id))
+            view = await chat.accept(principal, ref)
+            reply = {"type": "conversation", "conversation": view.for_agents()}
+            if frame.ref:
+                reply["ref"] = frame.ref
+            conn.send(reply)
+
+    try:
+        await conn.run(handle, "console")
+    finally:
+        ctx.hub.drop(conn)
+        if arrived:
+            for site_id in ctx.hub.agent_left(principal.site_ids):
+                await ctx.publish_presence(site_id, False)
