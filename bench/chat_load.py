@@ -34,6 +34,7 @@ import contextlib
 import gc
 import json
 import os
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -421,7 +422,10 @@ async def run_point(srv: Server, p: Point, args: argparse.Namespace) -> dict[str
     )
     setup_s = time.monotonic() - t_setup
     reset_counters(st)
+    spy = start_py_spy(srv, args, p) if args.py_spy else None
     marks = await drive(st, srv, visitors, conv_ids, p.rate, p.warmup, p.duration, p.drain)
+    if spy is not None:
+        spy.wait(timeout=60)
     await close_all(visitors + ops)
     row: dict[str, Any] = {
         "target": p.target,
@@ -435,6 +439,20 @@ async def run_point(srv: Server, p: Point, args: argparse.Namespace) -> dict[str
     return row
 
 
+def start_py_spy(srv: Server, args: argparse.Namespace, p: Point) -> subprocess.Popen[bytes]:
+    """Sample the server with py-spy (collapsed stacks) for the warm-up + measured window."""
+    out = Path(args.py_spy).with_suffix("")
+    out = out.with_name(f"{out.name}-{p.target}-c{p.conversations}-r{p.rate}.txt")
+    exe = Path(sys.executable).parent / "py-spy"
+    cmd = [str(exe if exe.exists() else "py-spy"), "record", "--pid", str(srv.proc.pid),
+           "--duration", str(max(1, int(p.warmup + p.duration))), "--rate", "200",
+           "--format", "raw", "--output", str(out)]
+    # --native cannot be combined with --nonblocking (py-spy pauses the process per sample then)
+    cmd += ["--threads", "--native" if args.py_spy_native else "--nonblocking"]
+    print(f"  py-spy -> {out}", flush=True)
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def _ms(v: float | None, scale: float) -> float | None:
     return None if v is None else round(v * scale, 3)
 
@@ -442,7 +460,9 @@ def _ms(v: float | None, scale: float) -> float | None:
 def start_target(name: str, args: argparse.Namespace) -> Server:
     if name == "bare":
         return start_bare(args.server_cpu, ws_impl=args.bare_ws, use_orjson=args.bare_orjson)
-    env: dict[str, str] = {}
+    env: dict[str, str] = dict(getattr(args, "auto_env", {}))
+    if env:
+        print(f"  (confide env: {env})", flush=True)
     for kv in args.server_env:
         k, _, v = kv.partition("=")
         env[k] = v
@@ -455,10 +475,31 @@ def start_target(name: str, args: argparse.Namespace) -> Server:
     )
 
 
+def widget_limit_env(C: int, rate: float, args: argparse.Namespace) -> dict[str, str]:
+    """Raise the widget's per-connection rate limit when the scenario needs more per visitor.
+
+    The default (10 frames/s, burst 30) is right for people; the bench sends rate/C msg/s from
+    each visitor (50/s at 5,000 msg/s over 100 conversations).  Leave 4x headroom so that
+    bursts caused by the server's own stalls are not refused.
+    """
+    per_visitor = rate / C
+    if args.no_raise_limits or per_visitor * 2 <= 10:
+        return {}
+    return {
+        "CONFIDE_WIDGET_RATE": str(max(10, int(per_visitor * 4))),
+        "CONFIDE_WIDGET_BURST": str(max(30, int(per_visitor * 4))),
+    }
+
+
 async def run_one(name: str, C: int, rate: int, args: argparse.Namespace) -> dict[str, Any]:
     ops = args.operators or C
     p = Point(name, C, ops, rate, args.warmup, args.duration, args.drain)
-    srv = start_target(name, args)
+    args.auto_env = widget_limit_env(C, rate, args) if name == "confide" else {}
+    try:
+        srv = start_target(name, args)
+    except Exception as e:
+        print(f"  !! {name}: could not start: {e}", flush=True)
+        return {"target": name, "conv": C, "ops": ops, "offered": rate, "failed": repr(e)[:300]}
     try:
         row = await run_point(srv, p, args)
     except Exception as e:
@@ -633,11 +674,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--join", action="store_true", help="operators also `join` after `accept`")
     p.add_argument("--server-env", action="append", default=[],
                    help="KEY=VALUE for confide serve (repeatable), e.g. CONFIDE_WIDGET_RATE=1000")
+    p.add_argument("--no-raise-limits", action="store_true",
+                   help="do not raise CONFIDE_WIDGET_RATE/BURST when rate/conversations > 5/s")
     p.add_argument("--serve-arg", action="append", default=[], help="extra `confide serve` arg")
     p.add_argument("--database-url", default=None, help="confide: use this DB instead of a temp SQLite")
-    p.add_argument("--bare-ws", default="websockets", help="uvicorn ws impl for the bare relay")
+    p.add_argument("--bare-ws", default="auto",
+                   help="uvicorn ws impl for the bare relay (auto = websockets-sansio, as confide)")
     p.add_argument("--bare-orjson", action="store_true")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (db, server log)")
+    p.add_argument("--py-spy", metavar="PATH",
+                   help="profile the server with py-spy during each point (collapsed stacks)")
+    p.add_argument("--py-spy-native", action="store_true", help="py-spy --native")
     p.add_argument("--json", help="append result rows (JSON lines) to this file")
     return p.parse_args(argv)
 

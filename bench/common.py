@@ -178,7 +178,7 @@ def _server_env(extra: dict[str, str] | None) -> dict[str, str]:
     return env
 
 
-def start_bare(cpu: int | None, *, ws_impl: str = "websockets", use_orjson: bool = False) -> Server:
+def start_bare(cpu: int | None, *, ws_impl: str = "auto", use_orjson: bool = False) -> Server:
     work = Path(tempfile.mkdtemp(prefix="confide-bench-bare-"))
     port = free_port()
     cmd = [sys.executable, str(BENCH / "relay_bare.py"), "--port", str(port), "--ws", ws_impl]
@@ -233,7 +233,7 @@ def start_confide(
     """Fresh database + fixtures + ``confide serve`` pinned to ``cpu``.
 
     Creates one organisation, ``sites`` sites (origin http://bench.local) and one operator user
-    per site (op1@bench.local, op2@..., all with the same password), then logs each operator in
+    per site (op1@bench.example.com, op2@..., all with the same password), then logs each operator in
     once; every console socket of that site reuses the session cookie (many tabs, one login).
     """
     work = Path(tempfile.mkdtemp(prefix="confide-bench-"))
@@ -256,7 +256,7 @@ def start_confide(
     for s, key in enumerate(keys):
         _cli(
             [
-                "user", "create", "--email", f"op{s + 1}@bench.local", "--name", f"Op {s + 1}",
+                "user", "create", "--email", f"op{s + 1}@bench.example.com", "--name", f"Op {s + 1}",
                 "--role", "operator", "--password", OP_PASSWORD, "--site", key, *dbo,
             ],
             env,
@@ -270,7 +270,7 @@ def start_confide(
     try:
         wait_port("127.0.0.1", port, 60, proc)
         for s, key in enumerate(keys):
-            srv.sites.append((key, login(srv, f"op{s + 1}@bench.local", OP_PASSWORD)))
+            srv.sites.append((key, login(srv, f"op{s + 1}@bench.example.com", OP_PASSWORD)))
     except Exception as e:
         tail = srv.log_tail()
         srv.stop()

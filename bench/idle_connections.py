@@ -232,7 +232,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--client-cpu", type=int, default=1)
     p.add_argument("--server-env", action="append", default=[])
     p.add_argument("--serve-arg", action="append", default=[])
-    p.add_argument("--bare-ws", default="websockets")
+    p.add_argument("--bare-ws", default="auto")
     p.add_argument("--keep", action="store_true")
     p.add_argument("--json")
     a = p.parse_args()

@@ -11,7 +11,9 @@ validation.  It speaks just enough of protocol v1 (docs/protocol.md) for ``bench
   and reply ``conversation`` / ``history``; ``send`` as above; ``leave``; ``ping``.
 
 This mirrors baseline peer (a) of /work/shared/bench/baselines.md (Starlette on uvicorn, one
-worker, uvloop + httptools, uvicorn's ``websockets`` implementation).  Frames are JSON
+worker, uvloop + httptools; uvicorn's default WebSocket implementation, which in
+uvicorn 0.54 is ``websockets-sansio`` -- the one ``confide serve`` gets; ``--ws websockets``
+selects the legacy one peer (a) used).  Frames are JSON
 (stdlib ``json``, as peer (a)); ``--orjson`` switches to orjson.
 
 Run:  .venv/bin/python bench/relay_bare.py --port 8765
@@ -203,7 +205,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
-    p.add_argument("--ws", default="websockets", help="uvicorn ws implementation")
+    p.add_argument("--ws", default="auto",
+                   help="uvicorn ws implementation (auto = websockets-sansio, what confide gets)")
     p.add_argument("--orjson", action="store_true", help="use orjson instead of stdlib json")
     a = p.parse_args()
     if a.orjson:
@@ -230,6 +233,8 @@ def main() -> None:
         loop="uvloop",
         http="httptools",
         ws=a.ws,
+        ws_per_message_deflate=False,  # as `confide serve`
+        ws_max_size=64 * 1024,
         lifespan="off",
         log_level="warning",
         access_log=False,

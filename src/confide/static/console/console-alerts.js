@@ -70,20 +70,20 @@ export function notificationsSupported() {
   return "Notification" in window && window.isSecureContext;
 }
 
-/** Show the "Enable notifications" button only while the choice is still open. */
-export function setupNotifyButton(button) {
+/** Show the "Enable notifications" offer only while the choice is still open. */
+export function setupNotifyButton(offer, button) {
   if (!notificationsSupported() || Notification.permission !== "default") {
-    button.hidden = true;
+    offer.hidden = true;
     return;
   }
-  button.hidden = false;
+  offer.hidden = false;
   button.addEventListener("click", async () => {
     try {
       await Notification.requestPermission();
     } catch {
-      /* older promise-less API or blocked: nothing to do */
+      /* blocked or unsupported: nothing to do */
     }
-    button.hidden = Notification.permission !== "default";
+    offer.hidden = Notification.permission !== "default";
   });
 }
 

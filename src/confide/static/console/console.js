@@ -583,6 +583,7 @@ function counts(name, n, noun) {
   const badge = $(`${name}-count`);
   setText(badge, String(n));
   badge.setAttribute("aria-label", `${n} ${noun}`);
+  badge.toggleAttribute("data-nonzero", n > 0);
   $(`${name}-empty`).hidden = n > 0;
 }
 
@@ -740,7 +741,7 @@ soundBtn.addEventListener("click", () => {
 });
 paintSound();
 
-setupNotifyButton($("notify-enable"));
+setupNotifyButton($("notify-offer"), $("notify-enable"));
 unlockAudioOnGesture();
 setInterval(refresh, 30000); // "waiting 3 min" keeps counting
 setInterval(flushOutbox, 5000); // resend anything unacked for RESEND_AFTER_MS

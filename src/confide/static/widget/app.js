@@ -113,6 +113,8 @@ function setOpen(open) {
   S.open = open;
   if (open) {
     connect(); // the socket opens on first use, not on every page view
+    pinned = true;
+    requestAnimationFrame(pinToBottom);
     markSeen();
     if (!matchMedia("(hover: none)").matches) $("text").focus({ preventScroll: true });
   }
@@ -512,10 +514,14 @@ function retryMessage(clientId) {
   else connect();
 }
 
+// Follow new messages while the visitor is at the bottom; leave them alone when they scrolled up.
+let pinned = true;
+function pinToBottom() {
+  if (pinned) $("log").scrollTop = $("log").scrollHeight;
+}
+
 function renderMessages() {
   const list = $("msgs");
-  const log = $("log");
-  const stick = log.scrollHeight - log.scrollTop - log.clientHeight < 80;
   let prev = null;
   S.msgs.forEach((m, i) => {
     let li = rendered.get(m.key);
@@ -531,7 +537,8 @@ function renderMessages() {
   });
   while (list.children.length > S.msgs.length) list.lastElementChild.remove();
   $("intro").hidden = S.msgs.length > 0;
-  if (stick) log.scrollTop = log.scrollHeight;
+  $("app").classList.toggle("chatting", S.msgs.length > 0);
+  pinToBottom();
 }
 
 let typingTimer = null;
@@ -654,6 +661,13 @@ async function submitEnquiry(e) {
 // ---- wiring ------------------------------------------------------------------------------------
 function wire() {
   const box = $("text");
+  const log = $("log");
+  log.addEventListener("scroll", () => {
+    // A hidden panel has no layout (every size is 0): that must not unpin the transcript.
+    if (log.clientHeight) pinned = log.scrollHeight - log.scrollTop - log.clientHeight < 60;
+  });
+  // The iframe is display:none while closed and resizes when opened or on a phone's rotation.
+  window.addEventListener("resize", pinToBottom);
   box.addEventListener("input", () => onDraft(false));
   box.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {

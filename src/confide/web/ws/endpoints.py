@@ -142,6 +142,9 @@ async def widget_socket(ws: WebSocket) -> None:
                 reply["ref"] = frame.ref
             conn.send(reply)
             return
+        if frame.type == "ping":
+            conn.send({"type": "pong", "at": iso(utcnow())})
+            return
         if session.visitor is None:
             raise NotFound("No such conversation.")
         await session.common(session.visitor, frame)
