@@ -50,6 +50,8 @@ from common import (  # noqa: E402
     VISITOR_ORIGIN,
     ProcWatch,
     Server,
+    busy_pct,
+    cpu_busy_jiffies,
     fmt,
     gather_limited,
     md_table,
@@ -302,7 +304,7 @@ async def drive(
     period = 1e9 / rate
 
     def snap(tag: str) -> None:
-        marks[tag] = (mono(), srvw.cpu_seconds(), me.cpu_seconds(), srvw.rss_mb())
+        marks[tag] = (mono(), srvw.cpu_seconds(), me.cpu_seconds(), srvw.rss_mb(), cpu_busy_jiffies())
 
     snap("start")
     loop.call_at(loop.time() + (st.w0 - mono()) / 1e9, snap, "w0")
@@ -346,7 +348,9 @@ async def drive(
     return marks
 
 
-def summarize(st: Stats, marks: dict[str, Any], duration: float) -> dict[str, Any]:
+def summarize(
+    st: Stats, marks: dict[str, Any], duration: float, server_cpu: int = 0, client_cpu: int = 1
+) -> dict[str, Any]:
     lat = sorted(st.lat)
     slat = sorted(st.slat)
     alat = sorted(st.ack_lat)
@@ -378,10 +382,21 @@ def summarize(st: Stats, marks: dict[str, Any], duration: float) -> dict[str, An
         "misrouted": st.misrouted,
         "srv_cpu": round(100 * (w1m[1] - w0m[1]) / win_s, 1) if w0m and w1m else None,
         "cli_cpu": round(100 * (w1m[2] - w0m[2]) / win_s, 1) if w0m and w1m else None,
+        "cpu0_busy": _r(busy_pct(w0m[4], w1m[4], server_cpu)) if w0m and w1m else None,
+        "cpu1_busy": _r(busy_pct(w0m[4], w1m[4], client_cpu)) if w0m and w1m else None,
         "rss": f"{marks['start'][3]:.1f}→{marks['end'][3]:.1f}",
     }
     row["errs"] = f"{row['errors']}/{undelivered}/{unacked}"
+    # CPU used by *other* processes on the server's core during the window: noise indicator
+    if row["cpu0_busy"] is not None and row["srv_cpu"] is not None:
+        row["other_cpu0"] = round(max(0.0, row["cpu0_busy"] - row["srv_cpu"]), 1)
+    if row["cpu1_busy"] is not None and row["cli_cpu"] is not None:
+        row["other_cpu1"] = round(max(0.0, row["cpu1_busy"] - row["cli_cpu"]), 1)
     return row
+
+
+def _r(v: float | None) -> float | None:
+    return None if v is None else round(v, 1)
 
 
 async def close_all(conns: list[Conn]) -> None:
@@ -433,7 +448,7 @@ async def run_point(srv: Server, p: Point, args: argparse.Namespace) -> dict[str
         "ops": O,
         "conns": C + O,
         "offered": p.rate,
-        **summarize(st, marks, p.duration),
+        **summarize(st, marks, p.duration, args.server_cpu, args.client_cpu),
         "setup_s": round(setup_s, 1),
     }
     return row
@@ -544,6 +559,7 @@ COLS = [
     ("errs", "errors/undeliv/unacked"),
     ("srv_cpu", "server CPU %"),
     ("cli_cpu", "client CPU %"),
+    ("other_cpu0", "other procs on CPU0 %"),
     ("rss", "server RSS MB"),
 ]
 
@@ -559,8 +575,8 @@ def _print_row(row: dict[str, Any]) -> None:
     print(
         "  {target:7} C={conv:<5} O={ops:<5} offered={offered:<6} achieved={achieved_s:<8} "
         "p50={p50} p99={p99} max={max} sched-p99={sched_p99} ack-p99={ack_p99} "
-        "srv={srv_cpu}% cli={cli_cpu}% undeliv={undelivered} unacked={unacked} setup={setup_s}s"
-        .format(**row) + extra,
+        "srv={srv_cpu}% cli={cli_cpu}% other0={other_cpu0}% undeliv={undelivered} unacked={unacked} setup={setup_s}s"
+        .format_map({"other_cpu0": None, **row}) + extra,
         flush=True,
     )
 
@@ -571,19 +587,27 @@ async def main_async(args: argparse.Namespace) -> None:
     for C in args.conversations:
         if not args.ramp_only:
             for rate in args.rates:
-                for name in args.targets:
-                    rows.append(await run_one(name, C, rate, args))
+                for rep in range(args.repeat):
+                    for name in args.targets:  # interleaved: both see the same machine state
+                        row = await run_one(name, C, rate, args)
+                        row["rep"] = rep + 1
+                        rows.append(row)
         if args.ramp or args.ramp_only:
             for name in args.targets:
                 best: dict[str, Any] | None = None
                 for rate in args.ramp_rates:
-                    row = await run_one(name, C, rate, args)
-                    row["ramp"] = True
-                    rows.append(row)
-                    if passes(row, args.slo_ms):
-                        best = row
-                    else:
+                    ok = None
+                    for rep in range(args.repeat):
+                        row = await run_one(name, C, rate, args)
+                        row["ramp"] = True
+                        row["rep"] = rep + 1
+                        rows.append(row)
+                        if passes(row, args.slo_ms):
+                            ok = row
+                            break  # best-of-N: one passing repeat is enough
+                    if ok is None:
                         break
+                    best = ok
                 ramps[(name, C)] = best or {}
 
     print("\n## Results\n")
@@ -593,7 +617,8 @@ async def main_async(args: argparse.Namespace) -> None:
         print(f"\nFAILED: {r['target']} C={r['conv']} rate={r['offered']}: {r['failed']}")
 
     if "confide" in args.targets and "bare" in args.targets:
-        print("\n## Confide as a fraction of the bare relay (same run)\n")
+        print("\n## Confide as a fraction of the bare relay (same run"
+              + (f", best of {args.repeat} by p99" if args.repeat > 1 else "") + ")\n")
         print("| conv | offered msg/s | achieved ours/bare | p99 ours/bare (ms) | p99 ratio | "
               "server CPU ours/bare % | CPU ratio |")
         print("|---|---|---|---|---|---|---|")
@@ -631,11 +656,13 @@ async def main_async(args: argparse.Namespace) -> None:
 
 
 def _find(rows: list[dict[str, Any]], t: str, C: int, rate: int) -> dict[str, Any] | None:
-    for r in rows:
-        if r["target"] == t and r["conv"] == C and r["offered"] == rate and not r.get("ramp") \
-                and "failed" not in r:
-            return r
-    return None
+    """The best (lowest p99) of the repeats of one point: interference only ever adds latency."""
+    cands = [
+        r for r in rows
+        if r["target"] == t and r["conv"] == C and r["offered"] == rate and not r.get("ramp")
+        and "failed" not in r and r.get("p99") is not None
+    ]
+    return min(cands, key=lambda r: r["p99"]) if cands else None
 
 
 def _ratio(a: Any, b: Any) -> str:
@@ -665,6 +692,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ramp-rates", default="2000,3000,4000,5000,6000,7000,8000,10000,12000",
                    type=_ints)
     p.add_argument("--slo-ms", type=float, default=10.0)
+    p.add_argument("--repeat", type=int, default=1,
+                   help="run each point N times (targets interleaved); ratios use the best by p99")
     p.add_argument("--warmup", type=float, default=2.0)
     p.add_argument("--duration", type=float, default=10.0, help="measured seconds (baselines: 20)")
     p.add_argument("--drain", type=float, default=5.0)

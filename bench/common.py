@@ -101,6 +101,30 @@ class ProcWatch:
         return total / 1e6
 
 
+def cpu_busy_jiffies() -> dict[int, tuple[int, int]]:
+    """Per CPU: (busy, total) jiffies from /proc/stat (busy excludes idle and iowait)."""
+    out: dict[int, tuple[int, int]] = {}
+    try:
+        with open("/proc/stat") as fh:
+            for line in fh:
+                if line.startswith("cpu") and line[3].isdigit():
+                    parts = line.split()
+                    vals = [int(x) for x in parts[1:]]
+                    total = sum(vals[:8])
+                    out[int(parts[0][3:])] = (total - vals[3] - vals[4], total)
+    except OSError:
+        pass
+    return out
+
+
+def busy_pct(a: dict[int, tuple[int, int]], b: dict[int, tuple[int, int]], cpu: int) -> float | None:
+    if cpu not in a or cpu not in b:
+        return None
+    busy = b[cpu][0] - a[cpu][0]
+    total = b[cpu][1] - a[cpu][1]
+    return 100.0 * busy / total if total else None
+
+
 # --------------------------------------------------------------------------------------------
 # targets
 

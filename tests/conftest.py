@@ -6,7 +6,6 @@ module gets its own freshly created database, so tests are parallel-safe.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,17 +33,21 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 
 @pytest.fixture(scope="module")
-def live_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = LiveServer(database_url, tmp_path_factory.mktemp("server"), env=_server_env())
+def server_env() -> dict[str, str]:
+    """Extra environment for the module's server; override in a module to change settings."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def live_server(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory, server_env: dict[str, str]
+) -> Iterator[LiveServer]:
+    server = LiveServer(database_url, tmp_path_factory.mktemp("server"), env=server_env)
     server.start()
     try:
         yield server
     finally:
         server.stop()
-
-
-def _server_env() -> dict[str, str]:
-    return {"CONFIDE_WIDGET_RATE": "200", "CONFIDE_WIDGET_BURST": "400"} if os.environ.get("CONFIDE_FAST") else {}
 
 
 @dataclass

@@ -3,12 +3,14 @@
 // Text is only ever split into text nodes and <mark> elements, never parsed as HTML.
 
 const fmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+const timeOnly = new Intl.DateTimeFormat(undefined, { timeStyle: "short" });
 const full = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "long" });
 
 for (const el of document.querySelectorAll("time.js-local[datetime]")) {
   const d = new Date(el.getAttribute("datetime"));
   if (Number.isNaN(d.getTime())) continue;
-  el.textContent = fmt.format(d);
+  // data-format="time": message times inside a transcript whose header already gives the date.
+  el.textContent = (el.dataset.format === "time" ? timeOnly : fmt).format(d);
   el.title = full.format(d);
 }
 

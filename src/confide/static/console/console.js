@@ -223,7 +223,8 @@ function onConversation(f) {
     if (beforeState && beforeState !== conv.state) {
       if (conv.state === "active" && store.isMine(record)) {
         pane.notice("You accepted this chat. The visitor can see your replies now.", "success");
-        if (conv.id === activeId) setTimeout(() => pane.focusComposer(), 0);
+        // The Accept button that had focus disappears: move focus to the composer once rendered.
+        if (conv.id === activeId) focusAfterRender = conv.id;
       } else if (conv.state === "active") {
         pane.notice(`${conv.operator?.name || "Another operator"} accepted this chat.`, "info", 0);
       } else if (conv.state === "closed") {
@@ -545,6 +546,7 @@ function where(record) {
 }
 
 let refreshQueued = false;
+let focusAfterRender = null;
 /** Coalesce the many small updates of a busy socket into one paint. */
 function refresh() {
   if (refreshQueued) return;
@@ -574,6 +576,11 @@ function render() {
   $("pane-tabs").hidden = panes.size === 0;
   $("workspace-empty").hidden = panes.size > 0;
   app.classList.toggle("has-panes", panes.size > 0);
+
+  if (focusAfterRender) {
+    panes.get(focusAfterRender)?.focusComposer();
+    focusAfterRender = null;
+  }
 
   const unread = store.totalUnread();
   document.title = unread ? `(${unread}) ${BASE_TITLE}` : BASE_TITLE;
