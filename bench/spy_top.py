@@ -14,6 +14,8 @@ def main() -> None:
     p.add_argument("path")
     p.add_argument("--top", type=int, default=30)
     p.add_argument("--filter", default="", help="only count inclusive frames containing this")
+    p.add_argument("--thread", default="", help="only stacks whose thread frame contains this "
+                   "(profiles taken with py-spy --threads)")
     a = p.parse_args()
     self_c: Counter[str] = Counter()
     incl: Counter[str] = Counter()
@@ -25,6 +27,10 @@ def main() -> None:
         stack, _, n = line.rpartition(" ")
         count = int(n)
         frames = stack.split(";")
+        if frames[0].startswith("thread ("):
+            if a.thread not in frames[0]:
+                continue
+            frames = frames[1:] or ["(thread, no python frame)"]
         total += count
         self_c[frames[-1]] += count
         for f in set(frames):

@@ -6,7 +6,6 @@ Transports (WebSocket, HTTP) call these functions and nothing else, so they cann
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -64,12 +63,9 @@ def _label(visitor_id: str) -> str:
 
 
 class ChatService:
-    def __init__(
-        self, db: Database, broker: Broker, *, site_online: Callable[[str], bool]
-    ) -> None:
+    def __init__(self, db: Database, broker: Broker) -> None:
         self.db = db
         self.broker = broker
-        self.site_online = site_online
         self.writer: MessageWriter | None = None
 
     def attach_writer(self, writer: MessageWriter) -> None:

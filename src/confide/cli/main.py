@@ -62,13 +62,17 @@ def serve(
     port: PortOpt = 8000,
     database_url: DbOpt = DEFAULT_DATABASE_URL,
     migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate", help="Migrate on start.")] = True,
+    broker_url: Annotated[
+        str | None,
+        typer.Option("--broker-url", envvar="CONFIDE_BROKER_URL", help="redis://… to fan out across nodes."),
+    ] = None,
 ) -> None:
     """Run the server (HTTP + WebSocket)."""
     from confide.cli.runtime import migrate_db, run_server
 
     if migrate_first:
         migrate_db(database_url)
-    run_server(_settings(database_url), host, port)
+    run_server(_settings(database_url, broker_url=broker_url or None), host, port)
 
 
 @app.command()

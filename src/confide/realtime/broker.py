@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
+
+from confide.ids import new_id
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,12 @@ class Broker(Protocol):
     async def publish(self, event: Event) -> None: ...
     async def stop(self) -> None: ...
 
+    async def set_presence(self, site_id: str, online: bool) -> None:
+        """Record whether this node has an agent for ``site_id``."""
+
+    async def remote_online(self, site_id: str) -> bool:
+        """Whether another node has an agent for ``site_id``."""
+
 
 class InProcessBroker:
     def __init__(self) -> None:
@@ -54,6 +63,18 @@ class InProcessBroker:
     async def stop(self) -> None:
         self._deliver = None
 
+    async def set_presence(self, site_id: str, online: bool) -> None:
+        return None  # one node: the hub's own counts are the whole truth
+
+    async def remote_online(self, site_id: str) -> bool:
+        return False
+
+
+#: A node re-announces its presence this often; entries older than PRESENCE_STALE are ignored,
+#: so a crashed node stops counting as "online" within a minute.
+PRESENCE_HEARTBEAT_S = 20
+PRESENCE_STALE_S = 60
+
 
 class RedisBroker:
     def __init__(self, url: str) -> None:
@@ -61,11 +82,40 @@ class RedisBroker:
 
         self._redis = redis.from_url(url)
         self._task: asyncio.Task[None] | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._node = new_id()
+        self._online_sites: set[str] = set()
 
     async def start(self, deliver: Deliver) -> None:
         pubsub = self._redis.pubsub()
         await pubsub.subscribe(REDIS_CHANNEL)
         self._task = asyncio.create_task(self._listen(pubsub, deliver))
+        self._heartbeat = asyncio.create_task(self._beat())
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(PRESENCE_HEARTBEAT_S)
+            for site_id in tuple(self._online_sites):
+                with contextlib.suppress(Exception):
+                    await self._announce(site_id)
+
+    async def _announce(self, site_id: str) -> None:
+        await self._redis.hset(f"confide:presence:{site_id}", self._node, str(time.time()))
+
+    async def set_presence(self, site_id: str, online: bool) -> None:
+        if online:
+            self._online_sites.add(site_id)
+            await self._announce(site_id)
+        else:
+            self._online_sites.discard(site_id)
+            await self._redis.hdel(f"confide:presence:{site_id}", self._node)
+
+    async def remote_online(self, site_id: str) -> bool:
+        entries = await self._redis.hgetall(f"confide:presence:{site_id}")
+        fresh = time.time() - PRESENCE_STALE_S
+        return any(
+            node.decode() != self._node and float(stamp) > fresh for node, stamp in entries.items()
+        )
 
     async def _listen(self, pubsub: Any, deliver: Deliver) -> None:
         async for item in pubsub.listen():
@@ -82,10 +132,14 @@ class RedisBroker:
         await self._redis.publish(REDIS_CHANNEL, payload)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._heartbeat):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        for site_id in tuple(self._online_sites):
+            with contextlib.suppress(Exception):
+                await self.set_presence(site_id, False)
         await self._redis.aclose()
 
 

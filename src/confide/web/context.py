@@ -38,7 +38,7 @@ class AppContext:
             lockout=timedelta(minutes=settings.lockout_minutes),
             session_ttl=timedelta(hours=settings.session_hours),
         )
-        chat = ChatService(db, broker, site_online=hub.site_online)
+        chat = ChatService(db, broker)
         writer = MessageWriter(
             db,
             chat.publish_committed,
@@ -57,6 +57,21 @@ class AppContext:
         await self.broker.stop()
         await self.db.dispose()
 
-    async def publish_presence(self, site_id: str, online: bool) -> None:
+    async def site_online(self, site_id: str) -> bool:
+        """Whether any agent for the site is connected, on this node or another."""
+        return self.hub.site_online(site_id) or await self.broker.remote_online(site_id)
+
+    async def agent_arrived(self, site_ids: frozenset[str]) -> None:
+        for site_id in self.hub.agent_arrived(site_ids):
+            await self.broker.set_presence(site_id, True)
+            await self._publish_presence(site_id, True)
+
+    async def agent_left(self, site_ids: frozenset[str]) -> None:
+        for site_id in self.hub.agent_left(site_ids):
+            await self.broker.set_presence(site_id, False)
+            if not await self.broker.remote_online(site_id):
+                await self._publish_presence(site_id, False)
+
+    async def _publish_presence(self, site_id: str, online: bool) -> None:
         frame = {"type": "presence", "online": online}
         await self.broker.publish(Event((recipients.site_visitors(site_id),), frame))

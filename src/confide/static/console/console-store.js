@@ -162,6 +162,10 @@ export class Store {
     const before = r.data ? this.listOf(r) : null;
     const beforeState = r.data?.state ?? null;
     r.data = conv;
+    // The server remembers how far the visitor has read, so "Seen" survives reloads.
+    if (Number.isInteger(conv.visitor_seen_seq)) {
+      r.visitorSeenSeq = Math.max(r.visitorSeenSeq, conv.visitor_seen_seq);
+    }
     return { record: r, before, beforeState };
   }
 

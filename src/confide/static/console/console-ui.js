@@ -20,7 +20,7 @@ function setBadge(node, count, noun = "unread") {
  * Render one queue: reuse existing <li>s by conversation id so focus and screen-reader position
  * survive live updates, and only touch text that changed.
  */
-export function renderList(ul, records, { activeId, onOpen, now = Date.now() }) {
+export function renderList(ul, records, { activeId, onOpen, me, now = Date.now() }) {
   const existing = new Map([...ul.children].map((li) => [li.dataset.id, li]));
   let prev = null;
   for (const r of records) {
@@ -32,7 +32,7 @@ export function renderList(ul, records, { activeId, onOpen, now = Date.now() }) 
       li.dataset.id = r.id;
       li.querySelector(".conv-item").addEventListener("click", () => onOpen(r.id));
     }
-    fillItem(li, r, activeId, now);
+    fillItem(li, r, activeId, now, me);
     const want = prev ? prev.nextSibling : ul.firstChild;
     if (want !== li) ul.insertBefore(li, want);
     prev = li;
@@ -40,15 +40,21 @@ export function renderList(ul, records, { activeId, onOpen, now = Date.now() }) 
   for (const li of existing.values()) li.remove();
 }
 
-function fillItem(li, r, activeId, now) {
+function fillItem(li, r, activeId, now, me) {
   const btn = li.querySelector(".conv-item");
   paintOrg(li, r.orgKey);
   setText(slot(li, "visitor"), r.visitorName);
   setText(slot(li, "org"), r.orgName);
   setText(slot(li, "site"), r.siteName);
+  slot(li, "source").hidden = r.data?.source !== "enquiry";
   const last = r.lastMessage;
-  let preview = "No messages yet";
-  if (last) preview = (last.author?.role === "agent" ? "You: " : "") + last.text;
+  // Messages we hold win; before history arrives, the server's own preview of the last message.
+  let preview = r.data?.preview || "No messages yet";
+  if (last) {
+    const name = last.author?.name;
+    const who = last.author?.role !== "agent" ? "" : name && name !== me ? `${name}: ` : "You: ";
+    preview = who + last.text;
+  }
   // Collapse newlines so one line of preview shows; CSS adds the ellipsis.
   setText(slot(li, "preview"), preview.replace(/\s+/g, " ").slice(0, 160));
   slot(li, "typing").hidden = !r.visitorTyping;
@@ -200,6 +206,10 @@ export class Pane {
       opText = `· Was handled by ${op.name}`;
     }
     setText(slot(this.root, "operator"), opText);
+    slot(this.root, "source").hidden = d?.source !== "enquiry";
+    const contact = d?.visitor?.contact;
+    slot(this.root, "contact-line").hidden = !contact;
+    setText(slot(this.root, "contact"), contact);
 
     const tabLabel = `${record.visitorName} · ${record.orgName}`;
     setText(slot(this.tabWrap, "label"), tabLabel);

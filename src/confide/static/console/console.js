@@ -280,6 +280,12 @@ function onMessage(f) {
   if (f.client_id && outbox.get(f.client_id)) outbox.settle(f.client_id); // our echo: acked
   const added = record.merge([f]);
   if (record.data && f.seq > (record.data.last_seq ?? 0)) record.data.last_seq = f.seq;
+  if (record.data && added.length && !record.historyLoaded) {
+    // Not joined (beyond MAX_AUTO_JOIN, or join still in flight): the server sends a waiting
+    // chat's messages to all of the site's agents, so keep the queue's count and preview live.
+    record.data.preview = f.text;
+    if (f.author?.role === "visitor") record.data.unread = (record.data.unread ?? 0) + 1;
+  }
   if (f.author?.role === "visitor") visitorTyping(record, false);
   if (record.historyLoaded && record.hasGap()) requestSync(record);
   const pane = panes.get(record.id);
@@ -562,8 +568,9 @@ function render() {
   const waiting = store.inList("waiting").filter(matches).sort(byCreatedAsc);
   const mine = store.inList("mine").filter(matches).sort(byUpdatedDesc);
   const open = (id) => openPane(id);
-  renderList($("waiting-list"), waiting, { activeId, onOpen: open });
-  renderList($("mine-list"), mine, { activeId, onOpen: open });
+  const me = store.user?.name;
+  renderList($("waiting-list"), waiting, { activeId, onOpen: open, me });
+  renderList($("mine-list"), mine, { activeId, onOpen: open, me });
   counts("waiting", waiting.length, "waiting");
   counts("mine", mine.length, "active");
 

@@ -97,6 +97,6 @@ class WidgetConfig(BaseModel):
 @router.get("/api/widget/config", tags=["widget"], summary="The widget's public settings")
 async def config(ctx: Ctx, site: Annotated[str, Query(max_length=64)]) -> WidgetConfig:
     s = await ctx.sites.by_key(site)
-    return WidgetConfig(name=s.name, greeting=s.greeting, online=ctx.hub.site_online(s.id))
+    return WidgetConfig(name=s.name, greeting=s.greeting, online=await ctx.site_online(s.id))
 
 

@@ -169,7 +169,7 @@ async def _widget_hello(session: _Session, site: Site, frame: Frame, conn: Conne
             "v": VERSION,
             "role": "visitor",
             "token": frame.data.get("token") if actor is not None else None,
-            "site": {"name": site.name, "greeting": site.greeting, "online": ctx.hub.site_online(site.id)},
+            "site": {"name": site.name, "greeting": site.greeting, "online": await ctx.site_online(site.id)},
             "conversation": view.for_visitor() if view is not None else None,
         }
     )
@@ -218,8 +218,7 @@ async def console_socket(ws: WebSocket) -> None:
                 }
             )
             arrived = True
-            for site_id in ctx.hub.agent_arrived(principal.site_ids):
-                await ctx.publish_presence(site_id, True)
+            await ctx.agent_arrived(principal.site_ids)
             return
         if await session.common(principal, frame):
             return
@@ -245,5 +244,4 @@ async def console_socket(ws: WebSocket) -> None:
     finally:
         ctx.hub.drop(conn)
         if arrived:
-            for site_id in ctx.hub.agent_left(principal.site_ids):
-                await ctx.publish_presence(site_id, False)
+            await ctx.agent_left(principal.site_ids)

@@ -1,0 +1,378 @@
+"""The visitor widget in a real browser: loader, iframe app and demo pages against a live server.
+
+The demo pages are served to the browser from another origin (``http://dealer.test``, through
+Playwright routing) so that the host page and the chat iframe are cross-origin, as on a client's
+site. An operator is played by a console WebSocket client.
+
+Why not the shared ``live_server`` fixture: the demo pages need ``CONFIDE_DEMO_SITE_KEY`` in the
+server's environment, and the site must exist before the server starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from confide.storage.migrate import upgrade
+from confide.testing import Account, LiveServer, free_port, session_cookie
+
+sync_api = pytest.importorskip("playwright.sync_api")
+websockets_sync = pytest.importorskip("websockets.sync.client")
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("CONFIDE_CHROMIUM", "/usr/bin/chromium")
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+HOST = "http://dealer.test"  # the client's site, as the browser sees it
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 360, "height": 740}
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"no Chromium at {CHROMIUM}", allow_module_level=True)
+
+
+@dataclass
+class Demo:
+    server: LiveServer
+    key: str
+    operator: Account
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    work = tmp_path_factory.mktemp("widget")
+    url = f"sqlite:///{work / 'confide.db'}"
+    upgrade(url)
+    server = LiveServer(url, work)
+    server.port = free_port()
+    org = server.create_org("Demo Motors")
+    key, site_id = server.create_site(org, "Demo Motors", [server.url, HOST])
+    operator = server.create_user("operator", sites=[site_id], name="Olivia")
+    server.env["CONFIDE_DEMO_SITE_KEY"] = key
+    server.start()
+    try:
+        yield Demo(server, key, operator)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(demo: Demo) -> Iterator[Any]:
+    # Depends on ``demo`` so that seeding (asyncio.run) happens before Playwright's loop exists.
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page_for(browser: Any, demo: Demo) -> Iterator[Callable[..., Any]]:
+    """A fresh browser context (a new visitor) whose dealer.test pages are the demo pages."""
+    contexts: list[Any] = []
+
+    def make(viewport: dict[str, int] = DESKTOP) -> Any:
+        ctx = browser.new_context(viewport=viewport, is_mobile=viewport["width"] < 500)
+
+        def serve_demo(route: Any) -> None:
+            path = route.request.url[len(HOST) :] or "/"
+            response = route.fetch(url=demo.server.url + path)
+            headers = dict(response.headers)
+            # As a client with a CSP does: allow our script and our iframe, nothing else.
+            csp = headers.get("content-security-policy", "")
+            for directive in ("script-src", "frame-src"):
+                csp = csp.replace(directive, f"{directive} {demo.server.url}")
+            headers["content-security-policy"] = csp
+            route.fulfill(response=response, headers=headers)
+
+        ctx.route(HOST + "/**", serve_demo)
+        contexts.append(ctx)
+        page = ctx.new_page()
+        page.errors = []
+        page.on("pageerror", lambda e: page.errors.append(str(e)))
+        return page
+
+    yield make
+    for ctx in contexts:
+        ctx.close()
+
+
+class Operator:
+    """A console client over the real console socket."""
+
+    def __init__(self, demo: Demo) -> None:
+        http = demo.server.login(demo.operator)
+        cookie = session_cookie(http)
+        http.close()
+        self.ws = websockets_sync.connect(
+            demo.server.ws_url + "/ws/console?v=1",
+            origin=demo.server.url,
+            additional_headers={"Cookie": f"confide_session={cookie}"},
+        )
+        self.frames: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.seen: list[dict[str, Any]] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        self.send(type="hello", v=1)
+        self.expect("welcome")
+
+    def _read(self) -> None:
+        try:
+            for raw in self.ws:
+                self.frames.put(json.loads(raw))
+        except Exception:  # the socket closed: the test decides whether that matters
+            return
+
+    def send(self, **frame: Any) -> None:
+        self.ws.send(json.dumps(frame))
+
+    def expect(
+        self, kind: str, pred: Callable[[dict[str, Any]], bool] = lambda f: True, timeout: float = 10
+    ) -> dict[str, Any]:
+        """The first frame of ``kind`` matching ``pred``, including ones that arrived earlier."""
+        for i, f in enumerate(self.seen):
+            if f["type"] == kind and pred(f):
+                return self.seen.pop(i)
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                f = self.frames.get(timeout=left)
+            except queue.Empty:
+                break
+            if f["type"] == kind and pred(f):
+                return f
+            self.seen.append(f)
+        raise AssertionError(f"no {kind} frame; had {[f['type'] for f in self.seen[-10:]]}")
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+@pytest.fixture
+def operator(demo: Demo) -> Iterator[Operator]:
+    op = Operator(demo)
+    yield op
+    op.close()
+
+
+# ---- helpers -----------------------------------------------------------------------------------
+
+
+def chat_frame(page: Any, timeout: float = 10) -> Any:
+    """The widget iframe (inside a closed shadow root, so found through the frame tree)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for f in page.frames:
+            if "/widget/frame" in f.url and not f.is_detached():
+                f.wait_for_selector("body[data-site]", state="attached")
+                return f
+        time.sleep(0.05)
+    raise AssertionError("the widget iframe never appeared")
+
+
+def click_launcher(page: Any) -> None:
+    vp = page.viewport_size
+    page.mouse.click(vp["width"] - 48, vp["height"] - 48)  # the 56 px button, 20 px from the corner
+
+
+def panel_box(frame: Any) -> dict[str, float] | None:
+    return frame.frame_element().bounding_box()
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 10, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def bubbles(frame: Any) -> list[str]:
+    return frame.eval_on_selector_all("#msgs .bubble", "els => els.map(e => e.textContent)")
+
+
+def ticks(frame: Any) -> list[str]:
+    return frame.eval_on_selector_all("#msgs .visitor .tick", "els => els.map(e => e.textContent)")
+
+
+def send(frame: Any, text: str) -> None:
+    frame.fill("#text", text)
+    frame.press("#text", "Enter")
+
+
+def start_chat(page: Any, op: Operator, text: str) -> tuple[Any, str]:
+    """Open the panel, send ``text``, have the operator accept. Returns (frame, conversation id)."""
+    page.goto(HOST + "/demo/used-cars")
+    frame = chat_frame(page)
+    click_launcher(page)
+    frame.wait_for_selector("#status.on")
+    send(frame, text)
+    conv = op.expect("conversation", lambda f: f["conversation"]["state"] == "waiting")
+    cid = conv["conversation"]["id"]
+    op.send(type="accept", conversation=cid)
+    op.expect("conversation", lambda f: f["conversation"]["state"] == "active")
+    return frame, cid
+
+
+# ---- tests -------------------------------------------------------------------------------------
+
+
+def test_launcher_and_panel_ignore_hostile_host_css(page_for: Callable[..., Any]) -> None:
+    page = page_for()
+    page.goto(HOST + "/demo/")
+    frame = chat_frame(page)
+    host = page.evaluate_handle("document.body.lastElementChild")
+    style = host.evaluate("e => { const s = getComputedStyle(e); return [s.display, s.color] }")
+    # The demo's hostile rules reach our host element (magenta text)... and lose on display.
+    assert style == ["block", "rgb(255, 0, 255)"]
+    assert panel_box(frame) is None  # loaded eagerly, but hidden
+
+    click_launcher(page)
+    box = wait_for(lambda: panel_box(frame), what="the panel to open")
+    assert (box["width"], box["height"]) == (380, 600)
+    assert box["x"] + box["width"] == DESKTOP["width"] - 20
+    border = frame.frame_element().evaluate("e => getComputedStyle(e).borderTopWidth")
+    assert border == "0px"  # the page says 10px solid red for every iframe
+    font = frame.evaluate("getComputedStyle(document.body).fontFamily")
+    assert "Comic" not in font
+
+    page.evaluate("Confide.close()")
+    wait_for(lambda: panel_box(frame) is None, what="Confide.close() to hide the panel")
+    assert page.errors == []
+
+
+def test_phone_panel_fills_the_screen_and_minimises(page_for: Callable[..., Any]) -> None:
+    page = page_for(PHONE)
+    page.goto(HOST + "/demo/")
+    frame = chat_frame(page)
+    click_launcher(page)
+    box = wait_for(lambda: panel_box(frame), what="the panel to open")
+    assert (box["x"], box["y"], box["width"], box["height"]) == (0, 0, 360, 740)
+    frame.click("#minimise")
+    wait_for(lambda: panel_box(frame) is None, what="minimise to close the panel")
+
+
+def test_offline_visitor_gets_the_enquiry_form(page_for: Callable[..., Any]) -> None:
+    page = page_for()
+    page.goto(HOST + "/demo/contact")
+    frame = chat_frame(page)
+    page.click("#chat-now")  # the demo page's own button, through the queued Confide API
+    frame.wait_for_selector("#offline-view:not([hidden])")
+    frame.click("#q-submit")
+    assert frame.get_attribute("#q-name", "aria-invalid") == "true"
+    assert frame.is_visible("#q-contact-error")
+    frame.fill("#q-name", "Alex Driver")
+    frame.fill("#q-contact", "not a contact")
+    frame.fill("#q-message", "Is the Tesla still available?")
+    frame.click("#q-submit")
+    assert "email or phone" in frame.text_content("#q-contact-error")
+    frame.fill("#q-contact", "alex@example.com")
+    frame.click("#q-submit")
+    frame.wait_for_selector("#enquiry-sent:not([hidden])")
+    assert "Thanks — we'll get back to you" in frame.text_content("#enquiry-sent")
+
+
+def test_chat_round_trip_survives_navigation_and_leaks_nothing_to_the_host(
+    page_for: Callable[..., Any], operator: Operator
+) -> None:
+    page = page_for()
+    page.goto(HOST + "/demo/")
+    globals_before = set(page.evaluate("Object.keys(window)"))
+    frame, cid = start_chat(page, operator, "Is the <b>Golf</b> still available?")
+    page.evaluate("window.events = []; Confide.on('message', e => events.push(e))")
+
+    visitor_msg = operator.expect("message", lambda f: f["author"]["role"] == "visitor")
+    assert visitor_msg["text"] == "Is the <b>Golf</b> still available?"
+    wait_for(lambda: ticks(frame) == ["Sent"], what="the ack")
+    operator.send(type="seen", conversation=cid, seq=visitor_msg["seq"])
+    wait_for(lambda: ticks(frame) == ["Seen"], what="the seen tick")
+
+    operator.send(type="typing", conversation=cid, typing=True)
+    frame.wait_for_selector("#typing:not([hidden])")
+    assert "is typing" in frame.text_content("#typing")
+    evil = '<img src=x onerror="parent.pwned=1">Yes, it is!'
+    operator.send(type="send", conversation=cid, client_id="op-reply-0001", text=evil)
+    wait_for(lambda: evil in bubbles(frame), what="the operator's reply")
+    assert frame.query_selector("#msgs img") is None  # shown as text, never parsed
+    assert frame.is_hidden("#typing")
+    wait_for(lambda: any(e["from"] == "agent" for e in page.evaluate("events")), what="event")
+    for event in page.evaluate("events"):
+        assert set(event) == {"from", "at"}  # the host page never sees the text
+
+    # Navigate mid-chat: the panel reopens by itself with the transcript, and new messages arrive.
+    page.click("nav >> text=Contact")
+    page.wait_for_url(HOST + "/demo/contact")
+    frame = chat_frame(page)
+    wait_for(lambda: panel_box(frame), what="the panel to reopen on the next page")
+    wait_for(lambda: len(bubbles(frame)) == 2, what="the restored transcript")
+    operator.send(type="send", conversation=cid, client_id="op-reply-0002", text="See you soon")
+    wait_for(lambda: bubbles(frame)[-1:] == ["See you soon"], what="a message after navigating")
+    assert len(bubbles(frame)) == 3  # nothing twice
+
+    # The host page holds nothing of ours but window.Confide.
+    assert page.evaluate("document.cookie") == ""
+    assert page.evaluate("localStorage.length + sessionStorage.length") == 0
+    added = set(page.evaluate("Object.keys(window)")) - globals_before
+    assert added <= {"Confide", "events"}
+    assert page.evaluate("'pwned' in window") is False
+    assert page.errors == []
+
+
+def test_message_typed_while_server_is_down_is_delivered_once(
+    page_for: Callable[..., Any], demo: Demo, operator: Operator
+) -> None:
+    page = page_for()
+    frame, cid = start_chat(page, operator, "First message")
+    wait_for(lambda: ticks(frame) == ["Sent"], what="the first ack")
+    operator.close()
+
+    demo.server.stop()
+    send(frame, "Typed while offline")
+    time.sleep(1)
+    assert ticks(frame) == ["Sent", "Sending…"]
+    demo.server.start()
+
+    wait_for(lambda: ticks(frame) == ["Sent", "Sent"], timeout=30, what="the outbox to flush")
+    op = Operator(demo)
+    try:
+        op.send(type="join", conversation=cid)
+        history = op.expect("history", lambda f: f["conversation"] == cid)
+        texts = [m["text"] for m in history["messages"]]
+        assert texts == ["First message", "Typed while offline"]
+    finally:
+        op.close()
+    assert bubbles(frame) == ["First message", "Typed while offline"]
+
+
+def test_visitor_ends_the_chat_and_starts_a_new_one(
+    page_for: Callable[..., Any], operator: Operator
+) -> None:
+    page = page_for()
+    frame, _cid = start_chat(page, operator, "Just browsing, thanks")
+    frame.click("#end")
+    frame.wait_for_selector("#confirm:not([hidden])")
+    frame.click("#confirm-yes")
+    frame.wait_for_selector("#ended:not([hidden])")
+    assert frame.text_content("#ended p") == "This chat has ended"
+    assert frame.is_hidden("#composer")
+    frame.click("#restart")
+    frame.wait_for_selector("#composer:not([hidden])")
+    assert bubbles(frame) == []
