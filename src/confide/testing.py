@@ -85,7 +85,11 @@ class LiveServer:
         env = {**os.environ, "CONFIDE_DATABASE_URL": self.database_url, **self.env}
         result = subprocess.run(
             [sys.executable, "-m", "confide", *args],
-            env=env, capture_output=True, text=True, cwd=self.workdir, timeout=60,
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=self.workdir,
+            timeout=60,
         )
         if check and result.returncode != 0:
             raise RuntimeError(f"confide {' '.join(args)} failed: {result.stderr}")
@@ -103,9 +107,20 @@ class LiveServer:
         }
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "confide", "serve", "--host", "127.0.0.1",
-                 "--port", str(self.port)],
-                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
+                [
+                    sys.executable,
+                    "-m",
+                    "confide",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
             )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -155,8 +170,13 @@ class LiveServer:
         return site.key, site.id
 
     def create_user(
-        self, role: str, *, org: str | None = None, sites: list[str] | None = None,
-        email: str | None = None, name: str = "Test User",
+        self,
+        role: str,
+        *,
+        org: str | None = None,
+        sites: list[str] | None = None,
+        email: str | None = None,
+        name: str = "Test User",
     ) -> Account:
         from confide.accounts.models import Role
 
@@ -164,8 +184,12 @@ class LiveServer:
         password = "pw-" + secrets.token_hex(8)
         user = self.service(
             lambda ctx: ctx.accounts.create_user(
-                email=email, name=name, role=Role(role), password=password,
-                organisation_id=org, site_ids=sites or [],
+                email=email,
+                name=name,
+                role=Role(role),
+                password=password,
+                organisation_id=org,
+                site_ids=sites or [],
             )
         )
         return Account(email, password, user.id)
@@ -178,7 +202,11 @@ class LiveServer:
         assert csrf is not None, "login form has no csrf_token"
         response = client.post(
             "/console/login",
-            data={"email": account.email, "password": account.password, "csrf_token": csrf.group(1)},
+            data={
+                "email": account.email,
+                "password": account.password,
+                "csrf_token": csrf.group(1),
+            },
         )
         assert response.status_code == 303, response.text[:500]
         return client

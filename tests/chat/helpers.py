@@ -29,7 +29,9 @@ class Peer:
         await self.ws.close()
 
 
-async def visitor(server: LiveServer, site_key: str, origin: str, token: str | None = None) -> tuple[Peer, dict[str, Any]]:
+async def visitor(
+    server: LiveServer, site_key: str, origin: str, token: str | None = None
+) -> tuple[Peer, dict[str, Any]]:
     ws = await ws_connect(f"{server.ws_url}/ws/widget?v=1&site={site_key}", origin=origin)
     peer = Peer(ws)
     hello: dict[str, Any] = {"type": "hello", "v": 1, "host": origin}

@@ -21,7 +21,11 @@ def test_visitor_and_operator_chat_end_to_end(world: World) -> None:
         assert welcome["role"] == "operator"
         assert [s["id"] for s in welcome["sites"]] == [world.site_a_id]
         v, vwelcome = await visitor(world.server, world.site_a, ORIGIN_A)
-        assert vwelcome["site"] == {"name": "Alpha Cars Leeds", "greeting": vwelcome["site"]["greeting"], "online": True}
+        assert vwelcome["site"] == {
+            "name": "Alpha Cars Leeds",
+            "greeting": vwelcome["site"]["greeting"],
+            "online": True,
+        }
         assert vwelcome["token"] is None  # no identifier before the chat is opened
         conv, token = await open_chat(v)
         assert token
@@ -31,7 +35,12 @@ def test_visitor_and_operator_chat_end_to_end(world: World) -> None:
         assert queued["conversation"]["organisation"]["name"] == "Alpha Cars"
         assert queued["conversation"]["site"]["name"] == "Alpha Cars Leeds"
 
-        await v.send(type="send", conversation=conv, client_id=client_id(), text="Is the blue Golf still for sale?")
+        await v.send(
+            type="send",
+            conversation=conv,
+            client_id=client_id(),
+            text="Is the blue Golf still for sale?",
+        )
         ack = await v.expect("ack")
         assert ack["seq"] == 1 and ack["duplicate"] is False
         preview = await op.expect("message", conversation=conv)
@@ -80,7 +89,7 @@ def test_resend_is_deduplicated_and_sequence_has_no_gaps(world: World) -> None:
         assert sorted(acks.values()) == list(range(1, 21))
         assert [acks[c] for c in ids] == list(range(1, 21))  # in the order sent
         await v.close()
-        # Reconnect with the token: the conversation resumes; resending every message stores nothing.
+        # Reconnect with the token: the conversation resumes; resending stores nothing.
         v2, welcome = await visitor(world.server, world.site_a, ORIGIN_A, token)
         assert welcome["conversation"]["id"] == conv
         for cid in ids:
@@ -124,13 +133,24 @@ def test_concurrent_senders_get_distinct_consecutive_seqs(world: World) -> None:
         ("not json", "bad_frame"),
         ("[1,2]", "bad_frame"),
         ('{"type":"explode"}', "unknown_type"),
-        ('{"type":"send","conversation":"xxxxxxxxxxxx","client_id":"short","text":"hi"}', "bad_frame"),
-        ('{"type":"send","conversation":"xxxxxxxxxxxx","client_id":"abcdefgh","text":"hi","extra":1}', "bad_frame"),
-        ('{"type":"send","conversation":"xxxxxxxxxxxx","client_id":"abcdefgh","text":"hi"}', "not_found"),
+        (
+            '{"type":"send","conversation":"xxxxxxxxxxxx","client_id":"short","text":"hi"}',
+            "bad_frame",
+        ),
+        (
+            '{"type":"send","conversation":"xxxxxxxxxxxx","client_id":"abcdefgh","text":"hi","extra":1}',
+            "bad_frame",
+        ),
+        (
+            '{"type":"send","conversation":"xxxxxxxxxxxx","client_id":"abcdefgh","text":"hi"}',
+            "not_found",
+        ),
         ('{"type":"accept","conversation":"xxxxxxxxxxxx"}', "unknown_type"),
     ],
 )
-def test_bad_frames_get_error_frames_and_connection_survives(world: World, frame: str, code: str) -> None:
+def test_bad_frames_get_error_frames_and_connection_survives(
+    world: World, frame: str, code: str
+) -> None:
     async def scenario() -> None:
         v, _ = await visitor(world.server, world.site_a, ORIGIN_A)
         await v.ws.send(frame)
@@ -181,7 +201,9 @@ def test_frames_before_hello_are_refused(world: World) -> None:
         from confide.testing import ws_connect
         from tests.chat.helpers import Peer
 
-        ws = await ws_connect(f"{world.server.ws_url}/ws/widget?v=1&site={world.site_a}", origin=ORIGIN_A)
+        ws = await ws_connect(
+            f"{world.server.ws_url}/ws/widget?v=1&site={world.site_a}", origin=ORIGIN_A
+        )
         peer = Peer(ws)
         await peer.send(type="ping")
         assert (await peer.expect("error"))["code"] == "hello_required"

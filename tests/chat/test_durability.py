@@ -1,4 +1,4 @@
-"""Nothing acknowledged is ever lost: a killed server, resends and resyncs leave no gaps or duplicates."""
+"""Nothing acked is lost: a killed server, resends and resyncs leave no gaps nor duplicates."""
 
 from __future__ import annotations
 
@@ -95,7 +95,9 @@ def test_operator_resumes_after_reconnect_with_sync(world: World) -> None:
         await op.expect("conversation", ref="a")
         await op.close()  # the operator's network drops
         for i in range(5):
-            await v.send(type="send", conversation=conv, client_id=client_id(), text=f"while away {i}")
+            await v.send(
+                type="send", conversation=conv, client_id=client_id(), text=f"while away {i}"
+            )
             await v.expect("ack")
         op2, welcome = await agent(world.server, world.operator_a)
         mine = [c for c in welcome["conversations"] if c["id"] == conv]

@@ -31,7 +31,9 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer
             two.stop()
 
 
-def test_visitor_on_one_node_chats_with_operator_on_another(nodes: tuple[LiveServer, LiveServer]) -> None:
+def test_visitor_on_one_node_chats_with_operator_on_another(
+    nodes: tuple[LiveServer, LiveServer],
+) -> None:
     one, two = nodes
     org = one.create_org("Multi Node Motors")
     key, site_id = one.create_site(org, "Multi", [ORIGIN])
@@ -50,7 +52,9 @@ def test_visitor_on_one_node_chats_with_operator_on_another(nodes: tuple[LiveSer
             await v.send(type="send", conversation=conv, client_id=client_id(), text=f"hello {i}")
         seqs = [(await op.expect("message", conversation=conv))["seq"] for _ in range(10)]
         assert seqs == list(range(1, 11))
-        await op.send(type="send", conversation=conv, client_id=client_id(), text="hi from node two")
+        await op.send(
+            type="send", conversation=conv, client_id=client_id(), text="hi from node two"
+        )
         reply = await v.expect("message", conversation=conv, seq=11)
         assert reply["text"] == "hi from node two"
         await op.close()

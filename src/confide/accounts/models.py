@@ -22,7 +22,9 @@ class Organisation(OrgScoped, Base):
     __tablename__ = "organisations"
 
     id: Mapped[str] = field(String(32), primary_key=True, category="system.id", retention="account")
-    name: Mapped[str] = field(String(200), category="account.organisation.name", retention="account")
+    name: Mapped[str] = field(
+        String(200), category="account.organisation.name", retention="account"
+    )
     created_at: Mapped[datetime] = field(
         UTCDateTime, category="system.operations", retention="account"
     )

@@ -34,7 +34,9 @@ class SignedIn:
 
 
 class AccountService:
-    def __init__(self, db: Database, *, max_failures: int, lockout: timedelta, session_ttl: timedelta):
+    def __init__(
+        self, db: Database, *, max_failures: int, lockout: timedelta, session_ttl: timedelta
+    ):
         self.db = db
         self.max_failures = max_failures
         self.lockout = lockout
@@ -157,7 +159,9 @@ class AccountService:
 
     async def sign_out(self, token: str) -> None:
         async with self.db.session(Scope.system()) as s:
-            await s.execute(delete(ConsoleSession).where(ConsoleSession.token_hash == secret_hash(token)))
+            await s.execute(
+                delete(ConsoleSession).where(ConsoleSession.token_hash == secret_hash(token))
+            )
 
     async def session_principal(self, token: str) -> tuple[Principal, str]:
         """The principal and CSRF token of a live session, or :class:`AuthenticationFailed`."""

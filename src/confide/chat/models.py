@@ -16,7 +16,9 @@ class Visitor(SiteScoped, Base):
 
     __tablename__ = "visitors"
 
-    id: Mapped[str] = field(String(32), primary_key=True, category="system.id", retention="contract")
+    id: Mapped[str] = field(
+        String(32), primary_key=True, category="system.id", retention="contract"
+    )
     organisation_id: Mapped[str] = field(
         ForeignKey("organisations.id", ondelete="CASCADE"),
         index=True,
@@ -47,7 +49,9 @@ class Conversation(SiteScoped, Base):
     __tablename__ = "conversations"
     __table_args__ = (Index("ix_conversations_site_state", "site_id", "state"),)
 
-    id: Mapped[str] = field(String(32), primary_key=True, category="system.id", retention="contract")
+    id: Mapped[str] = field(
+        String(32), primary_key=True, category="system.id", retention="contract"
+    )
     organisation_id: Mapped[str] = field(
         ForeignKey("organisations.id", ondelete="CASCADE"),
         index=True,
@@ -128,9 +132,7 @@ class Message(SiteScoped, Base):
     seq: Mapped[int] = field(Integer, category="system.operations", retention="contract")
     client_id: Mapped[str] = field(String(64), category="system.id", retention="contract")
     #: "visitor", "agent" or "system".
-    author_role: Mapped[str] = field(
-        String(16), category="system.operations", retention="contract"
-    )
+    author_role: Mapped[str] = field(String(16), category="system.operations", retention="contract")
     author_id: Mapped[str | None] = field(
         String(32), nullable=True, category="system.id", retention="contract"
     )

@@ -156,9 +156,13 @@ async def search(
         pattern = f"%{escaped}%"
         matching = select(Message.conversation_id).where(Message.text.ilike(pattern, escape="\\"))
         stmt = stmt.where(
-            or_(Conversation.id.in_(matching), Conversation.visitor_name.ilike(pattern, escape="\\"))
+            or_(
+                Conversation.id.in_(matching), Conversation.visitor_name.ilike(pattern, escape="\\")
+            )
         )
-    stmt = stmt.order_by(Conversation.updated_at.desc()).offset(page * PAGE_SIZE).limit(PAGE_SIZE + 1)
+    stmt = (
+        stmt.order_by(Conversation.updated_at.desc()).offset(page * PAGE_SIZE).limit(PAGE_SIZE + 1)
+    )
     rows = (await s.execute(stmt)).all()
     hits = []
     for row in rows[:PAGE_SIZE]:

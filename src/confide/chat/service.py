@@ -222,7 +222,14 @@ class ChatService:
             role, author_id, name = "visitor", None, actor.name or actor.label
         loop = asyncio.get_running_loop()
         draft = Draft(
-            ref.id, ref.organisation_id, ref.site_id, client_id, role, author_id, name, text,
+            ref.id,
+            ref.organisation_id,
+            ref.site_id,
+            client_id,
+            role,
+            author_id,
+            name,
+            text,
             loop.create_future(),
         )
         return await self.writer.submit(draft)
@@ -350,7 +357,12 @@ class ChatService:
 
 
 def _new_conversation(
-    site: Site, visitor_id: str, source: str, now: object, *, name: str | None = None,
+    site: Site,
+    visitor_id: str,
+    source: str,
+    now: object,
+    *,
+    name: str | None = None,
     contact: str | None = None,
 ) -> Conversation:
     return Conversation(

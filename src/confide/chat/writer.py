@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import case, select, tuple_, update
+from sqlalchemy import Table, case, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -35,8 +35,8 @@ from confide.storage.engine import Database
 
 log = logging.getLogger(__name__)
 
-_messages = Message.__table__
-_conversations = Conversation.__table__
+_messages: Table = Message.__table__  # type: ignore[assignment]
+_conversations: Table = Conversation.__table__  # type: ignore[assignment]
 
 
 @dataclass(slots=True)
@@ -194,18 +194,25 @@ class MessageWriter:
                 results.append(_stored(d, seq, at, True, "active"))
             elif key in assigned:
                 first = fresh[key] is d
-                results.append(_stored(d, assigned[key], now, not first, heads[d.conversation_id][1]))
+                results.append(
+                    _stored(d, assigned[key], now, not first, heads[d.conversation_id][1])
+                )
             else:
                 results.append(InvalidState("The conversation is closed; start a new one."))
         return results
 
 
-async def _existing(conn: AsyncConnection, batch: list[Draft]) -> dict[tuple[str, str], tuple[int, datetime]]:
+async def _existing(
+    conn: AsyncConnection, batch: list[Draft]
+) -> dict[tuple[str, str], tuple[int, datetime]]:
     keys = list({(d.conversation_id, d.client_id) for d in batch})
     rows = await conn.execute(
-        select(_messages.c.conversation_id, _messages.c.client_id, _messages.c.seq, _messages.c.created_at).where(
-            tuple_(_messages.c.conversation_id, _messages.c.client_id).in_(keys)
-        )
+        select(
+            _messages.c.conversation_id,
+            _messages.c.client_id,
+            _messages.c.seq,
+            _messages.c.created_at,
+        ).where(tuple_(_messages.c.conversation_id, _messages.c.client_id).in_(keys))
     )
     return {(r[0], r[1]): (r[2], r[3]) for r in rows}
 
@@ -227,8 +234,16 @@ async def _reserve_seqs(
 
 def _stored(d: Draft, seq: int, at: datetime, duplicate: bool, state: str) -> Stored:
     return Stored(
-        d.conversation_id, d.site_id, seq, d.client_id, d.author_role, d.author_name, d.text, at,
-        duplicate, state,
+        d.conversation_id,
+        d.site_id,
+        seq,
+        d.client_id,
+        d.author_role,
+        d.author_name,
+        d.text,
+        at,
+        duplicate,
+        state,
     )
 
 

@@ -12,9 +12,9 @@ from confide.storage.scope import Scope
 from confide.web.context import AppContext
 
 DEMO_ORG = "Demo Motors"
-DEMO_SITE = "Demo Motors – Main Street"
+DEMO_SITE = "Demo Motors - Main Street"
 OPERATOR_EMAIL = "operator@demo.confide.dev"
-OPERATOR_PASSWORD = "demo-operator-pass"
+OPERATOR_PASSWORD = "demo-operator-pass"  # noqa: S105 (a demo login, printed on start)
 GREETING = "Hi! Looking for your next car? Ask us anything — a real person will answer."
 
 
@@ -32,7 +32,9 @@ async def seed_demo(ctx: AppContext, base_url: str, port: int) -> Seeded:
         org = await s.scalar(select(Organisation).where(Organisation.name == DEMO_ORG))
         site = None
         if org is not None:
-            site = await s.scalar(select(Site).where(Site.organisation_id == org.id, Site.name == DEMO_SITE))
+            site = await s.scalar(
+                select(Site).where(Site.organisation_id == org.id, Site.name == DEMO_SITE)
+            )
             if site is not None:
                 site.allowed_origins = sorted(set(site.allowed_origins) | origins)
         user = await s.scalar(select(User).where(User.email == OPERATOR_EMAIL))
@@ -44,7 +46,10 @@ async def seed_demo(ctx: AppContext, base_url: str, port: int) -> Seeded:
         )
     if user is None:
         await ctx.accounts.create_user(
-            email=OPERATOR_EMAIL, name="Olivia (Operator)", role=Role.OPERATOR,
-            password=OPERATOR_PASSWORD, site_ids=[site.id],
+            email=OPERATOR_EMAIL,
+            name="Olivia (Operator)",
+            role=Role.OPERATOR,
+            password=OPERATOR_PASSWORD,
+            site_ids=[site.id],
         )
     return Seeded(site.key, OPERATOR_EMAIL, OPERATOR_PASSWORD)

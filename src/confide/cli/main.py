@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-
-
-
-
 from typing import Annotated, Any
 
 import typer
 
 from confide.cli.runtime import fail, run_service
-
 from confide.settings import DEFAULT_DATABASE_URL, Settings
-
-
 
 app = typer.Typer(
     help="Confide: privacy-first live chat and lead capture.",
@@ -61,10 +54,14 @@ def serve(
     host: HostOpt = "127.0.0.1",
     port: PortOpt = 8000,
     database_url: DbOpt = DEFAULT_DATABASE_URL,
-    migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate", help="Migrate on start.")] = True,
+    migrate_first: Annotated[
+        bool, typer.Option("--migrate/--no-migrate", help="Migrate on start.")
+    ] = True,
     broker_url: Annotated[
         str | None,
-        typer.Option("--broker-url", envvar="CONFIDE_BROKER_URL", help="redis://… to fan out across nodes."),
+        typer.Option(
+            "--broker-url", envvar="CONFIDE_BROKER_URL", help="redis://… to fan out across nodes."
+        ),
     ] = None,
 ) -> None:
     """Run the server (HTTP + WebSocket)."""
@@ -100,7 +97,10 @@ def demo(
 
 
 @org_app.command("create")
-def org_create(name: Annotated[str, typer.Argument(help="The organisation's name.")], database_url: DbOpt = DEFAULT_DATABASE_URL) -> None:
+def org_create(
+    name: Annotated[str, typer.Argument(help="The organisation's name.")],
+    database_url: DbOpt = DEFAULT_DATABASE_URL,
+) -> None:
     """Create a client organisation; prints its id."""
     org = run_service(database_url, lambda ctx: ctx.accounts.create_organisation(name))
     typer.echo(org.id)
@@ -111,7 +111,9 @@ def org_list(database_url: DbOpt = DEFAULT_DATABASE_URL) -> None:
     """List organisations."""
     from confide.storage.scope import Scope
 
-    for org in run_service(database_url, lambda ctx: ctx.accounts.list_organisations(Scope.admin())):
+    for org in run_service(
+        database_url, lambda ctx: ctx.accounts.list_organisations(Scope.admin())
+    ):
         typer.echo(f"{org.id}\t{org.name}")
 
 
@@ -119,9 +121,19 @@ def org_list(database_url: DbOpt = DEFAULT_DATABASE_URL) -> None:
 def site_create(
     org: Annotated[str, typer.Option("--org", help="Organisation id.")],
     name: Annotated[str, typer.Option("--name", help="The site's name, shown in the widget.")],
-    origin: Annotated[list[str], typer.Option("--origin", help="Allowed origin (repeatable), e.g. https://example.com.")],
-    greeting: Annotated[str | None, typer.Option("--greeting", help="First line visitors see.")] = None,
-    public_url: Annotated[str, typer.Option("--public-url", envvar="CONFIDE_PUBLIC_URL", help="Where this server is reached.")] = "https://chat.example.com",
+    origin: Annotated[
+        list[str],
+        typer.Option("--origin", help="Allowed origin (repeatable), e.g. https://example.com."),
+    ],
+    greeting: Annotated[
+        str | None, typer.Option("--greeting", help="First line visitors see.")
+    ] = None,
+    public_url: Annotated[
+        str,
+        typer.Option(
+            "--public-url", envvar="CONFIDE_PUBLIC_URL", help="Where this server is reached."
+        ),
+    ] = "https://chat.example.com",
     database_url: DbOpt = DEFAULT_DATABASE_URL,
 ) -> None:
     """Create a site; prints its key and the embed snippet."""
@@ -129,7 +141,9 @@ def site_create(
 
     site = run_service(
         database_url,
-        lambda ctx: ctx.sites.create_site(organisation_id=org, name=name, origins=origin, greeting=greeting),
+        lambda ctx: ctx.sites.create_site(
+            organisation_id=org, name=name, origins=origin, greeting=greeting
+        ),
     )
     typer.echo(site.key)
     typer.echo(f"Site id: {site.id}", err=True)
@@ -151,9 +165,20 @@ def user_create(
     email: Annotated[str, typer.Option("--email")],
     name: Annotated[str, typer.Option("--name")],
     role: Annotated[str, typer.Option("--role", help="admin | operator | client")],
-    password: Annotated[str | None, typer.Option("--password", envvar="CONFIDE_PASSWORD", help="At least 10 characters; prompted when omitted.")] = None,
-    org: Annotated[str | None, typer.Option("--org", help="Organisation id (client users).")] = None,
-    site: Annotated[list[str] | None, typer.Option("--site", help="Site key or id to assign (repeatable).")] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(
+            "--password",
+            envvar="CONFIDE_PASSWORD",
+            help="At least 10 characters; prompted when omitted.",
+        ),
+    ] = None,
+    org: Annotated[
+        str | None, typer.Option("--org", help="Organisation id (client users).")
+    ] = None,
+    site: Annotated[
+        list[str] | None, typer.Option("--site", help="Site key or id to assign (repeatable).")
+    ] = None,
     database_url: DbOpt = DEFAULT_DATABASE_URL,
 ) -> None:
     """Create a user; prints its id."""
@@ -170,8 +195,12 @@ def user_create(
     async def create(ctx: Any) -> Any:
         site_ids = [await _site_id(ctx, s) for s in site or []]
         return await ctx.accounts.create_user(
-            email=email, name=name, role=role_value, password=password,
-            organisation_id=org, site_ids=site_ids,
+            email=email,
+            name=name,
+            role=role_value,
+            password=password,
+            organisation_id=org,
+            site_ids=site_ids,
         )
 
     user = run_service(database_url, create)
@@ -208,5 +237,3 @@ def user_assign(
 
 def main() -> None:
     app()
-
-

@@ -114,7 +114,7 @@ class RedisBroker:
         entries = await self._redis.hgetall(f"confide:presence:{site_id}")
         fresh = time.time() - PRESENCE_STALE_S
         return any(
-            node.decode() != self._node and float(stamp) > fresh for node, stamp in entries.items()
+            _text(node) != self._node and float(stamp) > fresh for node, stamp in entries.items()
         )
 
     async def _listen(self, pubsub: Any, deliver: Deliver) -> None:
@@ -141,6 +141,10 @@ class RedisBroker:
             with contextlib.suppress(Exception):
                 await self.set_presence(site_id, False)
         await self._redis.aclose()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def make_broker(url: str | None) -> Broker:

@@ -153,9 +153,7 @@ def encode(frame: dict[str, Any]) -> str:
     return orjson.dumps(frame).decode()
 
 
-def error_frame(
-    code: str, message: str, ref: str | None = None, **extra: Any
-) -> dict[str, Any]:
+def error_frame(code: str, message: str, ref: str | None = None, **extra: Any) -> dict[str, Any]:
     frame: dict[str, Any] = {"type": "error", "code": code, "message": message}
     if ref is not None:
         frame["ref"] = ref

@@ -1,4 +1,4 @@
-"""A token bucket per connection: a burst past the rate is refused frame by frame, not by closing."""
+"""A token bucket per connection: a burst past the rate is refused frame by frame, not closed."""
 
 from __future__ import annotations
 

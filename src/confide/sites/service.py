@@ -29,7 +29,9 @@ class SiteService:
         if not 1 <= len(name) <= 200:
             raise InvalidInput("Site name must be 1 to 200 characters.")
         if not origins:
-            raise InvalidInput("A site needs at least one allowed origin (e.g. https://example.com).")
+            raise InvalidInput(
+                "A site needs at least one allowed origin (e.g. https://example.com)."
+            )
         allowed = sorted({normalise_origin(o) for o in origins})
         greeting = (greeting or DEFAULT_GREETING).strip()
         if len(greeting) > 500:

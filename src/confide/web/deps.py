@@ -30,7 +30,9 @@ async def get_session(request: Request, ctx: Ctx) -> tuple[Principal, str]:
     return await ctx.accounts.session_principal(token)
 
 
-async def get_principal(session: Annotated[tuple[Principal, str], Depends(get_session)]) -> Principal:
+async def get_principal(
+    session: Annotated[tuple[Principal, str], Depends(get_session)],
+) -> Principal:
     return session[0]
 
 

@@ -58,13 +58,20 @@ def _wants_html(request: Request) -> bool:
 def _render(request: Request, status: int, detail: str, code: str) -> Response:
     if _wants_html(request):
         templates = request.app.state.templates
-        return templates.TemplateResponse(
+        page: Response = templates.TemplateResponse(
             request,
             "console/error.html",
-            {"status": status, "title": TITLES.get(status, "Error"), "detail": detail,
-             "user": None, "csrf_token": "", "csp_nonce": request.state.csp_nonce},
+            {
+                "status": status,
+                "title": TITLES.get(status, "Error"),
+                "detail": detail,
+                "user": None,
+                "csrf_token": "",
+                "csp_nonce": request.state.csp_nonce,
+            },
             status_code=status,
         )
+        return page
     return JSONResponse({"detail": detail, "code": code}, status_code=status)
 
 
@@ -88,7 +95,10 @@ def install(app: FastAPI) -> None:
             for err in exc.errors()
         ]
         return JSONResponse(
-            {"detail": "; ".join(reasons) or "Invalid request.", "code": "bad_request",
-             "errors": [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]},
+            {
+                "detail": "; ".join(reasons) or "Invalid request.",
+                "code": "bad_request",
+                "errors": [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()],
+            },
             status_code=422,
         )

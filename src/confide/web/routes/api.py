@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from confide.chat.views import ConversationView, iso
 from confide.errors import Forbidden
-from confide.web.deps import CsrfPrincipal, CurrentPrincipal, Ctx
+from confide.web.deps import CsrfPrincipal, Ctx, CurrentPrincipal
 
 router = APIRouter(prefix="/api", tags=["console"])
 
@@ -49,8 +49,13 @@ class SiteOut(BaseModel):
 async def list_sites(ctx: Ctx, principal: CurrentPrincipal) -> list[SiteOut]:
     return [
         SiteOut(
-            id=s.id, key=s.key, name=s.name, greeting=s.greeting, organisation_id=s.organisation_id,
-            organisation_name=org, allowed_origins=s.allowed_origins,
+            id=s.id,
+            key=s.key,
+            name=s.name,
+            greeting=s.greeting,
+            organisation_id=s.organisation_id,
+            organisation_name=org,
+            allowed_origins=s.allowed_origins,
         )
         for s, org in await ctx.sites.list_sites(principal.scope)
     ]
@@ -61,8 +66,12 @@ async def get_site(ctx: Ctx, principal: CurrentPrincipal, site_id: str) -> SiteO
     site = await ctx.sites.get(principal.scope, site_id)
     org = await ctx.accounts.get_organisation(principal.scope, site.organisation_id)
     return SiteOut(
-        id=site.id, key=site.key, name=site.name, greeting=site.greeting,
-        organisation_id=site.organisation_id, organisation_name=org.name,
+        id=site.id,
+        key=site.key,
+        name=site.name,
+        greeting=site.greeting,
+        organisation_id=site.organisation_id,
+        organisation_name=org.name,
         allowed_origins=site.allowed_origins,
     )
 
@@ -81,7 +90,9 @@ async def list_organisations(ctx: Ctx, principal: CurrentPrincipal) -> list[Orga
 
 
 @router.get("/organisations/{organisation_id}", summary="One organisation")
-async def get_organisation(ctx: Ctx, principal: CurrentPrincipal, organisation_id: str) -> OrganisationOut:
+async def get_organisation(
+    ctx: Ctx, principal: CurrentPrincipal, organisation_id: str
+) -> OrganisationOut:
     org = await ctx.accounts.get_organisation(principal.scope, organisation_id)
     return OrganisationOut(id=org.id, name=org.name)
 
@@ -121,7 +132,9 @@ class Transcript(BaseModel):
 
 
 @router.get("/conversations/{conversation_id}", summary="A conversation with its transcript")
-async def get_conversation(ctx: Ctx, principal: CurrentPrincipal, conversation_id: str) -> Transcript:
+async def get_conversation(
+    ctx: Ctx, principal: CurrentPrincipal, conversation_id: str
+) -> Transcript:
     view, messages = await ctx.chat.transcript(principal, conversation_id)
     return Transcript(
         conversation=_conversation(view),

@@ -17,7 +17,9 @@ from confide.web.routes.widget import public_base
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 
-def _page(request: Request, template: str, context: dict[str, object], status: int = 200) -> Response:
+def _page(
+    request: Request, template: str, context: dict[str, object], status: int = 200
+) -> Response:
     context.setdefault("csp_nonce", request.state.csp_nonce)
     response: Response = request.app.state.templates.TemplateResponse(
         request, template, context, status_code=status
@@ -36,14 +38,20 @@ async def _signed_in(request: Request, ctx: Ctx) -> tuple[Principal, str] | None
         return None
 
 
-def _login_page(request: Request, ctx: Ctx, *, error: str | None, email: str, status: int) -> Response:
+def _login_page(
+    request: Request, ctx: Ctx, *, error: str | None, email: str, status: int
+) -> Response:
     csrf = new_secret()
     response = _page(
         request, "console/login.html", {"csrf_token": csrf, "error": error, "email": email}, status
     )
     response.set_cookie(
-        LOGIN_CSRF_COOKIE, csrf, httponly=True, samesite="strict",
-        secure=ctx.settings.secure_cookies, path="/console",
+        LOGIN_CSRF_COOKIE,
+        csrf,
+        httponly=True,
+        samesite="strict",
+        secure=ctx.settings.secure_cookies,
+        path="/console",
     )
     return response
 
@@ -66,7 +74,11 @@ async def login(
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not expected or not hmac.compare_digest(expected, csrf_token):
         return _login_page(
-            request, ctx, error="Your sign-in form expired. Please try again.", email=email, status=403
+            request,
+            ctx,
+            error="Your sign-in form expired. Please try again.",
+            email=email,
+            status=403,
         )
     try:
         signed_in = await ctx.accounts.sign_in(email, password)
@@ -76,8 +88,13 @@ async def login(
         return _login_page(request, ctx, error=exc.message, email=email, status=401)
     response = RedirectResponse("/console", status_code=303)
     response.set_cookie(
-        SESSION_COOKIE, signed_in.token, httponly=True, samesite="lax",
-        secure=ctx.settings.secure_cookies, max_age=ctx.settings.session_hours * 3600, path="/",
+        SESSION_COOKIE,
+        signed_in.token,
+        httponly=True,
+        samesite="lax",
+        secure=ctx.settings.secure_cookies,
+        max_age=ctx.settings.session_hours * 3600,
+        path="/",
     )
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/console")
     return response
@@ -112,7 +129,9 @@ async def console(request: Request, ctx: Ctx) -> Response:
         {
             "user": principal,
             "csrf_token": csrf,
-            "sites": [_SiteItem(s.id, s.name, org) for s, org in sites if s.id in principal.site_ids],
+            "sites": [
+                _SiteItem(s.id, s.name, org) for s, org in sites if s.id in principal.site_ids
+            ],
             "ws_url": f"{ws_base}/ws/console?v=1",
         },
     )
@@ -183,7 +202,9 @@ async def transcript(request: Request, ctx: Ctx, conversation_id: str) -> Respon
         _Msg(m.seq, m.author_role, m.author_name, m.text, m.created_at) for m in messages
     ]
     return _page(
-        request, "console/transcript.html", {"user": principal, "csrf_token": csrf, "conversation": item}
+        request,
+        "console/transcript.html",
+        {"user": principal, "csrf_token": csrf, "conversation": item},
     )
 
 

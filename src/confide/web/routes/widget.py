@@ -39,7 +39,7 @@ async def frame(request: Request, ctx: Ctx, site: Annotated[str, Query(max_lengt
     ws_base = base.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
     nonce = request.state.csp_nonce
     ancestors = " ".join(["'self'", *s.allowed_origins])
-    response = request.app.state.templates.TemplateResponse(
+    response: Response = request.app.state.templates.TemplateResponse(
         request,
         "widget/frame.html",
         {
@@ -98,5 +98,3 @@ class WidgetConfig(BaseModel):
 async def config(ctx: Ctx, site: Annotated[str, Query(max_length=64)]) -> WidgetConfig:
     s = await ctx.sites.by_key(site)
     return WidgetConfig(name=s.name, greeting=s.greeting, online=await ctx.site_online(s.id))
-
-

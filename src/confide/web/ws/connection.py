@@ -99,11 +99,15 @@ class Connection:
                 except ProtocolError as exc:
                     self.error(exc.code, exc.message, frame.ref)
                 except ConfideError as exc:
-                    extra = {"client_id": frame.data["client_id"]} if "client_id" in frame.data else {}
+                    extra = (
+                        {"client_id": frame.data["client_id"]} if "client_id" in frame.data else {}
+                    )
                     self.error(exc.code, exc.message, frame.ref, **extra)
                 except Exception:
                     log.exception("frame %s failed", frame.type)
-                    self.error("internal", "The server failed; nothing was changed. Retry.", frame.ref)
+                    self.error(
+                        "internal", "The server failed; nothing was changed. Retry.", frame.ref
+                    )
         except (WebSocketDisconnect, RuntimeError):
             pass  # RuntimeError: the socket closed under us
         finally:

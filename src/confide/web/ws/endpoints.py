@@ -169,7 +169,11 @@ async def _widget_hello(session: _Session, site: Site, frame: Frame, conn: Conne
             "v": VERSION,
             "role": "visitor",
             "token": frame.data.get("token") if actor is not None else None,
-            "site": {"name": site.name, "greeting": site.greeting, "online": await ctx.site_online(site.id)},
+            "site": {
+                "name": site.name,
+                "greeting": site.greeting,
+                "online": await ctx.site_online(site.id),
+            },
             "conversation": view.for_visitor() if view is not None else None,
         }
     )
@@ -182,7 +186,9 @@ async def console_socket(ws: WebSocket) -> None:
     if ws.headers.get("origin") != own_origin(ws, ctx):
         return await _refuse(ws, CLOSE_ORIGIN)
     try:
-        principal, _csrf = await ctx.accounts.session_principal(ws.cookies.get("confide_session", ""))
+        principal, _csrf = await ctx.accounts.session_principal(
+            ws.cookies.get("confide_session", "")
+        )
     except AuthenticationFailed:
         return await _refuse(ws, CLOSE_UNAUTHORISED)
     await ws.accept()
@@ -208,7 +214,11 @@ async def console_socket(ws: WebSocket) -> None:
                     "type": "welcome",
                     "v": VERSION,
                     "role": principal.role.value,
-                    "user": {"id": principal.user_id, "name": principal.name, "role": principal.role.value},
+                    "user": {
+                        "id": principal.user_id,
+                        "name": principal.name,
+                        "role": principal.role.value,
+                    },
                     "sites": [
                         {"id": s.id, "name": s.name, "organisation": org}
                         for s, org in sites
