@@ -1,8 +1,10 @@
 """The visitor widget in a real browser: loader, iframe app and demo pages against a live server.
 
-The demo pages are served to the browser from another origin (``http://dealer.test``, through
-Playwright routing) so that the host page and the chat iframe are cross-origin, as on a client's
-site. An operator is played by a console WebSocket client.
+The demo pages are opened at ``http://localhost:PORT`` while the widget is loaded from
+``http://127.0.0.1:PORT`` (Playwright routing rewrites the one-line snippet), so the host page and
+the chat iframe are cross-site, as on a client's site. (Both are loopback: Chrome's Private Network
+Access would block a made-up public host from loading a loopback script.) An operator is played by
+a console WebSocket client.
 
 Why not the shared ``live_server`` fixture: the demo pages need ``CONFIDE_DEMO_SITE_KEY`` in the
 server's environment, and the site must exist before the server starts.
@@ -39,7 +41,6 @@ ARGS = [
     "--no-first-run",
     "--disable-sync",
 ]
-HOST = "http://dealer.test"  # the client's site, as the browser sees it
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 360, "height": 740}
 
@@ -53,6 +54,11 @@ class Demo:
     key: str
     operator: Account
 
+    @property
+    def host(self) -> str:
+        """The client's site, as the browser sees it (ours is ``server.url``, 127.0.0.1)."""
+        return f"http://localhost:{self.server.port}"
+
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
@@ -62,7 +68,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     server = LiveServer(url, work)
     server.port = free_port()
     org = server.create_org("Demo Motors")
-    key, site_id = server.create_site(org, "Demo Motors", [server.url, HOST])
+    key, site_id = server.create_site(org, "Demo Motors", [f"http://localhost:{server.port}"])
     operator = server.create_user("operator", sites=[site_id], name="Olivia")
     server.env["CONFIDE_DEMO_SITE_KEY"] = key
     server.start()
@@ -85,24 +91,24 @@ def browser(demo: Demo) -> Iterator[Any]:
 
 @pytest.fixture
 def page_for(browser: Any, demo: Demo) -> Iterator[Callable[..., Any]]:
-    """A fresh browser context (a new visitor) whose dealer.test pages are the demo pages."""
+    """A fresh browser context (a new visitor) on the demo pages at ``demo.host``."""
     contexts: list[Any] = []
 
     def make(viewport: dict[str, int] = DESKTOP) -> Any:
         ctx = browser.new_context(viewport=viewport, is_mobile=viewport["width"] < 500)
 
         def serve_demo(route: Any) -> None:
-            path = route.request.url[len(HOST) :] or "/"
-            response = route.fetch(url=demo.server.url + path)
+            response = route.fetch()
+            body = response.text().replace(f"{demo.host}/widget.js", f"{demo.server.url}/widget.js")
             headers = dict(response.headers)
             # As a client with a CSP does: allow our script and our iframe, nothing else.
             csp = headers.get("content-security-policy", "")
             for directive in ("script-src", "frame-src"):
                 csp = csp.replace(directive, f"{directive} {demo.server.url}")
             headers["content-security-policy"] = csp
-            route.fulfill(response=response, headers=headers)
+            route.fulfill(response=response, body=body, headers=headers)
 
-        ctx.route(HOST + "/**", serve_demo)
+        ctx.route(demo.host + "/demo/**", serve_demo)
         contexts.append(ctx)
         page = ctx.new_page()
         page.errors = []
@@ -143,7 +149,10 @@ class Operator:
         self.ws.send(json.dumps(frame))
 
     def expect(
-        self, kind: str, pred: Callable[[dict[str, Any]], bool] = lambda f: True, timeout: float = 10
+        self,
+        kind: str,
+        pred: Callable[[dict[str, Any]], bool] = lambda f: True,
+        timeout: float = 10,
     ) -> dict[str, Any]:
         """The first frame of ``kind`` matching ``pred``, including ones that arrived earlier."""
         for i, f in enumerate(self.seen):
@@ -218,9 +227,9 @@ def send(frame: Any, text: str) -> None:
     frame.press("#text", "Enter")
 
 
-def start_chat(page: Any, op: Operator, text: str) -> tuple[Any, str]:
+def start_chat(page: Any, host: str, op: Operator, text: str) -> tuple[Any, str]:
     """Open the panel, send ``text``, have the operator accept. Returns (frame, conversation id)."""
-    page.goto(HOST + "/demo/used-cars")
+    page.goto(host + "/demo/used-cars")
     frame = chat_frame(page)
     click_launcher(page)
     frame.wait_for_selector("#status.on")
@@ -235,9 +244,11 @@ def start_chat(page: Any, op: Operator, text: str) -> tuple[Any, str]:
 # ---- tests -------------------------------------------------------------------------------------
 
 
-def test_launcher_and_panel_ignore_hostile_host_css(page_for: Callable[..., Any]) -> None:
+def test_launcher_and_panel_ignore_hostile_host_css(
+    page_for: Callable[..., Any], demo: Demo
+) -> None:
     page = page_for()
-    page.goto(HOST + "/demo/")
+    page.goto(demo.host + "/demo/")
     frame = chat_frame(page)
     host = page.evaluate_handle("document.body.lastElementChild")
     style = host.evaluate("e => { const s = getComputedStyle(e); return [s.display, s.color] }")
@@ -259,9 +270,11 @@ def test_launcher_and_panel_ignore_hostile_host_css(page_for: Callable[..., Any]
     assert page.errors == []
 
 
-def test_phone_panel_fills_the_screen_and_minimises(page_for: Callable[..., Any]) -> None:
+def test_phone_panel_fills_the_screen_and_minimises(
+    page_for: Callable[..., Any], demo: Demo
+) -> None:
     page = page_for(PHONE)
-    page.goto(HOST + "/demo/")
+    page.goto(demo.host + "/demo/")
     frame = chat_frame(page)
     click_launcher(page)
     box = wait_for(lambda: panel_box(frame), what="the panel to open")
@@ -270,9 +283,9 @@ def test_phone_panel_fills_the_screen_and_minimises(page_for: Callable[..., Any]
     wait_for(lambda: panel_box(frame) is None, what="minimise to close the panel")
 
 
-def test_offline_visitor_gets_the_enquiry_form(page_for: Callable[..., Any]) -> None:
+def test_offline_visitor_gets_the_enquiry_form(page_for: Callable[..., Any], demo: Demo) -> None:
     page = page_for()
-    page.goto(HOST + "/demo/contact")
+    page.goto(demo.host + "/demo/contact")
     frame = chat_frame(page)
     page.click("#chat-now")  # the demo page's own button, through the queued Confide API
     frame.wait_for_selector("#offline-view:not([hidden])")
@@ -291,12 +304,12 @@ def test_offline_visitor_gets_the_enquiry_form(page_for: Callable[..., Any]) -> 
 
 
 def test_chat_round_trip_survives_navigation_and_leaks_nothing_to_the_host(
-    page_for: Callable[..., Any], operator: Operator
+    page_for: Callable[..., Any], demo: Demo, operator: Operator
 ) -> None:
     page = page_for()
-    page.goto(HOST + "/demo/")
+    page.goto(demo.host + "/demo/")
     globals_before = set(page.evaluate("Object.keys(window)"))
-    frame, cid = start_chat(page, operator, "Is the <b>Golf</b> still available?")
+    frame, cid = start_chat(page, demo.host, operator, "Is the <b>Golf</b> still available?")
     page.evaluate("window.events = []; Confide.on('message', e => events.push(e))")
 
     visitor_msg = operator.expect("message", lambda f: f["author"]["role"] == "visitor")
@@ -319,7 +332,7 @@ def test_chat_round_trip_survives_navigation_and_leaks_nothing_to_the_host(
 
     # Navigate mid-chat: the panel reopens by itself with the transcript, and new messages arrive.
     page.click("nav >> text=Contact")
-    page.wait_for_url(HOST + "/demo/contact")
+    page.wait_for_url(demo.host + "/demo/contact")
     frame = chat_frame(page)
     wait_for(lambda: panel_box(frame), what="the panel to reopen on the next page")
     wait_for(lambda: len(bubbles(frame)) == 2, what="the restored transcript")
@@ -340,7 +353,7 @@ def test_message_typed_while_server_is_down_is_delivered_once(
     page_for: Callable[..., Any], demo: Demo, operator: Operator
 ) -> None:
     page = page_for()
-    frame, cid = start_chat(page, operator, "First message")
+    frame, cid = start_chat(page, demo.host, operator, "First message")
     wait_for(lambda: ticks(frame) == ["Sent"], what="the first ack")
     operator.close()
 
@@ -363,10 +376,10 @@ def test_message_typed_while_server_is_down_is_delivered_once(
 
 
 def test_visitor_ends_the_chat_and_starts_a_new_one(
-    page_for: Callable[..., Any], operator: Operator
+    page_for: Callable[..., Any], demo: Demo, operator: Operator
 ) -> None:
     page = page_for()
-    frame, _cid = start_chat(page, operator, "Just browsing, thanks")
+    frame, _cid = start_chat(page, demo.host, operator, "Just browsing, thanks")
     frame.click("#end")
     frame.wait_for_selector("#confirm:not([hidden])")
     frame.click("#confirm-yes")
