@@ -93,6 +93,7 @@ class Stats:
     other_frames: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     error_samples: list[str] = field(default_factory=list)
+    setup_retries: Counter[str] = field(default_factory=Counter)
 
 
 # --------------------------------------------------------------------------------------------
@@ -209,20 +210,34 @@ async def open_ws(url: str, origin: str, headers: dict[str, str]) -> FastWS:
     return await connect_url(url, {"Origin": origin, **headers}, timeout=60)
 
 
+async def request_retry(c: Conn, frame: dict[str, Any], pred: Any, what: str,
+                        timeout: float = 60, tries: int = 6) -> dict[str, Any]:
+    """``request`` that retries on ``internal`` (the protocol says: nothing changed, retry),
+    with exponential backoff; each retry is counted in ``Stats.setup_retries``."""
+    delay = 0.05
+    for attempt in range(tries):
+        r = await c.request(frame, pred, timeout)
+        if r.get("type") != "error" or r.get("code") != "internal" or attempt == tries - 1:
+            if r.get("type") == "error":
+                raise RuntimeError(f"{what} refused: {r}")
+            return r
+        c.st.setup_retries[f"{what}:{r.get('code')}"] += 1
+        await asyncio.sleep(delay)
+        delay *= 2
+    raise AssertionError("unreachable")
+
+
 async def open_visitor(
     srv: Server, st: Stats, *, site: int = 0, name: str | None = "Visitor", want_open: bool = True
 ) -> Conn:
     c = Conn(await open_ws(srv.widget_url(site), VISITOR_ORIGIN, {}), st, "visitor")
-    w = await c.request({"type": "hello", "v": 1, "host": VISITOR_ORIGIN}, _is("welcome"))
-    if w["type"] == "error":
-        raise RuntimeError(f"visitor hello refused: {w}")
+    await request_retry(c, {"type": "hello", "v": 1, "host": VISITOR_ORIGIN}, _is("welcome"),
+                        "visitor hello", tries=1)
     if want_open:
         frame: dict[str, Any] = {"type": "open"}
         if name:
             frame["name"] = name
-        r = await c.request(frame, _is("conversation"))
-        if r["type"] == "error":
-            raise RuntimeError(f"visitor open refused: {r}")
+        r = await request_retry(c, frame, _is("conversation"), "visitor open")
         c.conv_ids.add(r["conversation"]["id"])
     return c
 
@@ -230,9 +245,7 @@ async def open_visitor(
 async def open_operator(srv: Server, st: Stats, *, site: int = 0) -> Conn:
     ws = await open_ws(srv.console_url(), srv.own_origin, srv.console_headers(site))
     c = Conn(ws, st, "operator")
-    w = await c.request({"type": "hello", "v": 1}, _is("welcome"), timeout=120)
-    if w["type"] == "error":
-        raise RuntimeError(f"console hello refused: {w}")
+    await request_retry(c, {"type": "hello", "v": 1}, _is("welcome"), "console hello", timeout=120)
     return c
 
 
@@ -247,9 +260,8 @@ async def accept(op: Conn, conv_id: str, join: bool) -> None:
         )
 
     op.conv_ids.add(conv_id)
-    r = await op.request({"type": "accept", "conversation": conv_id, "ref": conv_id[:64]}, ok)
-    if r["type"] == "error":
-        raise RuntimeError(f"accept refused: {r}")
+    await request_retry(op, {"type": "accept", "conversation": conv_id, "ref": conv_id[:64]}, ok,
+                        "accept")
     if join:
         await op.request(
             {"type": "join", "conversation": conv_id},
@@ -450,6 +462,7 @@ async def run_point(srv: Server, p: Point, args: argparse.Namespace) -> dict[str
         "offered": p.rate,
         **summarize(st, marks, p.duration, args.server_cpu, args.client_cpu),
         "setup_s": round(setup_s, 1),
+        "setup_retries": dict(st.setup_retries),
     }
     return row
 
@@ -570,6 +583,8 @@ def _print_row(row: dict[str, Any]) -> None:
     extra = ""
     if row["error_codes"]:
         extra += f" errors={row['error_codes']} {row['error_samples'][:2]}"
+    if row.get("setup_retries"):
+        extra += f" setup-retries={row['setup_retries']}"
     if row["dups"] or row["misrouted"]:
         extra += f" dups={row['dups']} misrouted={row['misrouted']}"
     print(

@@ -163,6 +163,7 @@ async def _run(srv: Server, name: str, K: int, args: argparse.Namespace) -> dict
         "probe_errors": probe_row.get("error_codes"),
         "client_rss": round(client_rss, 1),
         "errors": len(errs_v) + len(errs_c),
+        "setup_retries": dict(st.setup_retries),
         "closed_during_hold": closed_codes,
         "error_samples": (errs_v + errs_c)[:3],
     }

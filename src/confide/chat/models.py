@@ -110,7 +110,8 @@ class Message(SiteScoped, Base):
     __tablename__ = "messages"
     __table_args__ = (
         UniqueConstraint("conversation_id", "seq"),
-        UniqueConstraint("conversation_id", "client_id"),
+        # client_id first: the writer's duplicate check probes ``client_id IN (…)`` on this index.
+        UniqueConstraint("client_id", "conversation_id"),
     )
 
     id: Mapped[int] = field(

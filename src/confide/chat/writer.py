@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Table, case, select, tuple_, update
+from sqlalchemy import Integer, Table, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -31,6 +31,7 @@ from confide.chat.lifecycle import OPEN_STATES
 from confide.chat.models import Conversation, Message
 from confide.clock import utcnow
 from confide.errors import ConfideError, InvalidState, NotFound
+from confide.storage.base import UTCDateTime
 from confide.storage.engine import Database
 
 log = logging.getLogger(__name__)
@@ -205,31 +206,49 @@ class MessageWriter:
 async def _existing(
     conn: AsyncConnection, batch: list[Draft]
 ) -> dict[tuple[str, str], tuple[int, datetime]]:
-    keys = list({(d.conversation_id, d.client_id) for d in batch})
-    rows = await conn.execute(
-        select(
-            _messages.c.conversation_id,
-            _messages.c.client_id,
-            _messages.c.seq,
-            _messages.c.created_at,
-        ).where(tuple_(_messages.c.conversation_id, _messages.c.client_id).in_(keys))
-    )
-    return {(r[0], r[1]): (r[2], r[3]) for r in rows}
+    """Messages already stored under a (conversation, client_id) of the batch.
+
+    One expanding IN on ``client_id`` (the leading column of the unique index): the statement's
+    shape is the same for every batch size, so SQLAlchemy compiles it once, and SQLite probes the
+    index once per id. The exact (conversation, client_id) pairs are filtered here.
+    """
+    wanted = {(d.conversation_id, d.client_id) for d in batch}
+    rows = await conn.execute(_EXISTING, {"clients": list({k[1] for k in wanted})})
+    return {(r[0], r[1]): (r[2], r[3]) for r in rows if (r[0], r[1]) in wanted}
 
 
 async def _reserve_seqs(
     conn: AsyncConnection, counts: dict[str, int], now: datetime
 ) -> dict[str, tuple[int, str]]:
-    """Advance ``last_seq`` of each open conversation by its count; return (new last_seq, state)."""
-    c = _conversations.c
-    increment = case(counts, value=c.id) if len(counts) > 1 else next(iter(counts.values()))
-    result = await conn.execute(
-        update(_conversations)
-        .where(c.id.in_(list(counts)), c.state.in_(OPEN_STATES))
-        .values(last_seq=c.last_seq + increment, updated_at=now)
-        .returning(c.id, c.last_seq, c.state)
+    """Advance ``last_seq`` of each open conversation by its count; return (new last_seq, state).
+
+    One statement per distinct count (nearly always just ``1``), each with an expanding IN, so
+    the shapes are cached and the row locks make the numbers unique across nodes.
+    """
+    by_count: dict[int, list[str]] = {}
+    for conversation_id, n in counts.items():
+        by_count.setdefault(n, []).append(conversation_id)
+    heads: dict[str, tuple[int, str]] = {}
+    for n, ids in by_count.items():
+        result = await conn.execute(_RESERVE, {"ids": ids, "n": n, "now": now})
+        heads.update((r[0], (r[1], r[2])) for r in result)
+    return heads
+
+
+_c = _conversations.c
+_m = _messages.c
+_EXISTING = select(_m.conversation_id, _m.client_id, _m.seq, _m.created_at).where(
+    _m.client_id.in_(bindparam("clients", expanding=True))
+)
+_RESERVE = (
+    update(_conversations)
+    .where(_c.id.in_(bindparam("ids", expanding=True)), _c.state.in_(sorted(OPEN_STATES)))
+    .values(
+        last_seq=_c.last_seq + bindparam("n", type_=Integer),
+        updated_at=bindparam("now", type_=UTCDateTime),
     )
-    return {r[0]: (r[1], r[2]) for r in result}
+    .returning(_c.id, _c.last_seq, _c.state)
+)
 
 
 def _stored(d: Draft, seq: int, at: datetime, duplicate: bool, state: str) -> Stored:

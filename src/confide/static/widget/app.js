@@ -46,7 +46,7 @@ const saved = store.load();
 const S = {
   token: saved.token || null,
   conv: saved.conv || null, // {id, state, operator:{name}|null, last_seq}
-  msgs: Array.isArray(saved.msgs) ? saved.msgs : [],
+  msgs: (Array.isArray(saved.msgs) ? saved.msgs : []).map(({ tx, ...m }) => m), // tx: per socket
   lastSeq: saved.lastSeq || 0, // highest seq held with no gap below it
   seenByAgent: saved.seenByAgent || 0,
   seenSent: saved.seenSent || 0,
@@ -109,6 +109,11 @@ window.addEventListener("message", (e) => {
   }
 });
 
+function firstControl() {
+  if (!$("offline-view").hidden) return $("enquiry").hidden ? $("enquiry-sent") : $("q-name");
+  return $("composer").hidden ? $("restart") : $("text");
+}
+
 function setOpen(open) {
   S.open = open;
   if (open) {
@@ -116,7 +121,9 @@ function setOpen(open) {
     pinned = true;
     requestAnimationFrame(pinToBottom);
     markSeen();
-    if (!matchMedia("(hover: none)").matches) $("text").focus({ preventScroll: true });
+    // Keyboard users land on the first thing to fill in; on touch screens that would pop up the
+    // keyboard over the conversation, so leave it.
+    if (!matchMedia("(hover: none)").matches) firstControl().focus({ preventScroll: true });
   }
   persist();
   reportState();
@@ -168,6 +175,7 @@ async function connect() {
     ws = null;
     connected = false;
     opening = false;
+    S.msgs.forEach((m) => delete m.tx); // nothing is in flight on a dead socket
     clearInterval(pingTimer);
     // 4400/4403/4404: this site cannot be served here; retrying would only repeat the refusal.
     if (e.code === 4400 || e.code === 4403 || e.code === 4404) return unavailable();
@@ -198,6 +206,7 @@ function startHeartbeat() {
   pingTimer = setInterval(() => {
     if (waiting && ws) return ws.close();
     waiting = send({ type: "ping" });
+    flushOutbox(10000); // safety net: an ack that never came
   }, 25000);
   handlers.pong = () => (waiting = false);
 }
@@ -239,6 +248,7 @@ const handlers = {
   },
   ack(f) {
     const m = S.msgs.find((x) => x.client_id === f.client_id);
+    if (outbox().length <= 1 && $("notice").dataset.text === ERRORS.rate_limited) $("notice").hidden = true;
     if (m) {
       Object.assign(m, { seq: f.seq, at: f.at, status: "sent" });
       m.key = "s" + f.seq;
@@ -283,6 +293,8 @@ const handlers = {
 function setConversation(c) {
   if (!c) return;
   if (S.conv && S.conv.id !== c.id) resetTranscript(); // a new conversation starts a fresh transcript
+  // Pending messages were never delivered to this conversation: all of them must go out.
+  if (!S.conv || S.conv.id !== c.id) S.msgs.forEach((m) => delete m.tx);
   S.conv = { id: c.id, state: c.state, operator: c.operator ? { name: c.operator.name } : null, last_seq: c.last_seq };
 }
 
@@ -357,12 +369,11 @@ function onError(f) {
     return;
   }
   const m = f.client_id && S.msgs.find((x) => x.client_id === f.client_id && !x.seq);
+  // Transient refusals rarely name the frame (a rate-limited frame is not even parsed): retry
+  // whatever is still unacked, a little later.
   const retry = f.code === "rate_limited" || f.code === "internal";
-  if (m && !retry) {
-    m.status = "failed"; // the server refused this text; resending the same would fail again
-  } else if (m) {
-    setTimeout(flushOutbox, 2000);
-  }
+  if (retry) retryOutboxSoon();
+  else if (m) m.status = "failed"; // the server refused this text; resending would fail again
   if (f.code === "invalid_state" && S.conv) {
     S.conv.state = "closed";
     if (m) m.status = "failed";
@@ -392,15 +403,35 @@ function outbox() {
   return S.msgs.filter((m) => m.role === "visitor" && !m.seq && m.status === "sending");
 }
 
-// Resend every unacked message with its original client_id: the server de-duplicates on it.
-function flushOutbox() {
+// Send unacked messages with their original client_id (the server de-duplicates on it). `tx` is
+// when a message last went out on the current socket: new ones always go, ones already sent go
+// again only once older than `resendAfter` ms (a refused or lost frame gets no ack). At most
+// OUTBOX_BATCH per call, to stay inside the server's burst allowance.
+const OUTBOX_BATCH = 10;
+let outboxTimer = null;
+function flushOutbox(resendAfter = Infinity) {
   const pending = outbox();
   if (!pending.length || !connected) return;
   if (!active()) {
     if (!opening) opening = send({ type: "open" });
     return;
   }
-  for (const m of pending) send({ type: "send", conversation: S.conv.id, client_id: m.client_id, text: m.text });
+  const now = Date.now();
+  let budget = OUTBOX_BATCH;
+  for (const m of pending) {
+    if (m.tx && now - m.tx < resendAfter) continue;
+    if (!budget--) return retryOutboxSoon(1000);
+    send({ type: "send", conversation: S.conv.id, client_id: m.client_id, text: m.text });
+    m.tx = now;
+  }
+}
+
+function retryOutboxSoon(ms = 2000) {
+  if (outboxTimer) return;
+  outboxTimer = setTimeout(() => {
+    outboxTimer = null;
+    flushOutbox(1500);
+  }, ms);
 }
 
 function submitText() {
@@ -486,10 +517,19 @@ function setText(node, text) {
   if (node.textContent !== text) node.textContent = text;
 }
 
-function fillMessage(li, m, prev) {
+// Consecutive messages from one author within five minutes form a group: the name shows above
+// the first, the time and status below the last.
+function sameGroup(a, b) {
+  return !!a && !!b && a.role === b.role && (a.name || "") === (b.name || "") &&
+    Math.abs(Date.parse(b.at) - Date.parse(a.at)) < 300000;
+}
+
+function fillMessage(li, m, prev, next) {
   const mine = m.role === "visitor";
-  const first = !prev || prev.role !== m.role || (prev.name || "") !== (m.name || "");
-  li.className = "msg " + m.role + (first ? " first" : "") + (m.status === "failed" ? " failed" : "");
+  const first = !sameGroup(prev, m);
+  const last = !sameGroup(m, next) || !m.seq || m.status === "failed";
+  li.className = "msg " + m.role + (first ? " first" : "") + (last ? " last" : "") +
+    (m.status === "failed" ? " failed" : "");
   const [who, name, bubble, meta] = li.children;
   const [time, tick, retry] = meta.children;
   setText(who, mine ? "You said:" : (m.name || (m.role === "agent" ? "Agent" : "Notice")) + " said:");
@@ -508,6 +548,7 @@ function retryMessage(clientId) {
   const m = S.msgs.find((x) => x.client_id === clientId);
   if (!m) return;
   m.status = "sending";
+  delete m.tx;
   persist();
   renderMessages();
   if (connected) flushOutbox();
@@ -531,7 +572,7 @@ function renderMessages() {
       rendered.delete(m.client_id);
       rendered.set(m.key, li);
     }
-    fillMessage(li, m, prev);
+    fillMessage(li, m, prev, S.msgs[i + 1]);
     if (list.children[i] !== li) list.insertBefore(li, list.children[i] || null);
     prev = m;
   });
@@ -554,6 +595,7 @@ function showTyping(on) {
 let noticeTimer = null;
 function notice(text, ms = 6000) {
   const n = $("notice");
+  n.dataset.text = text;
   n.textContent = text;
   n.hidden = false;
   clearTimeout(noticeTimer);
@@ -579,8 +621,15 @@ function render() {
   const closed = !!S.conv && S.conv.state === "closed";
   // Offline visitors with no conversation in progress get a form instead of a dead chat.
   const offline = known && !online && !active() && !S.msgs.some((m) => m.status === "sending");
+  const switching = $("chat-view").hidden !== offline;
+  const focusLost = switching && (document.activeElement === document.body ||
+    (offline ? $("chat-view") : $("offline-view")).contains(document.activeElement));
+  // A draft typed just as the team went offline is not lost: it becomes the enquiry's message.
+  if (switching && offline && !$("q-message").value) $("q-message").value = $("text").value.trim();
   $("chat-view").hidden = offline;
   $("offline-view").hidden = !offline;
+  // The view changed under the visitor's focus (e.g. we learnt we are offline): follow it.
+  if (focusLost && S.open && document.hasFocus()) firstControl().focus({ preventScroll: true });
   $("end").hidden = !active();
   $("ended").hidden = !closed;
   $("composer").hidden = closed;
@@ -704,7 +753,9 @@ function wire() {
   });
   $("enquiry").addEventListener("submit", submitEnquiry);
   document.addEventListener("keydown", (e) => {
-    if (e.key === "Escape" && EMBEDDED && S.open) setOpen(false);
+    if (e.key !== "Escape") return;
+    if (!$("confirm").hidden) $("confirm-no").click();
+    else if (EMBEDDED && S.open) setOpen(false);
   });
   document.addEventListener("visibilitychange", () => {
     if (visible()) {

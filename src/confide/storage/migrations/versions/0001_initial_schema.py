@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 20:08:43.971334
+Create Date: 2026-11-25 20:19:26.922418
 """
 
 from __future__ import annotations
@@ -227,7 +227,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_messages")),
         sa.UniqueConstraint(
-            "conversation_id", "client_id", name=op.f("uq_messages_conversation_id_client_id")
+            "client_id", "conversation_id", name=op.f("uq_messages_client_id_conversation_id")
         ),
         sa.UniqueConstraint("conversation_id", "seq", name=op.f("uq_messages_conversation_id_seq")),
     )
