@@ -65,7 +65,9 @@ def run_server(settings: Settings, host: str, port: int) -> None:
         port=port,
         log_config=None,
         ws_per_message_deflate=False,
-        ws_max_size=64 * 1024,
+        # Frames over 16 KB get an error frame from the protocol layer; only frames over 1 MiB
+        # are cut off by the transport (close code 1009) before they are buffered whole.
+        ws_max_size=1024 * 1024,
         proxy_headers=True,
         server_header=False,
         timeout_graceful_shutdown=5,

@@ -13,6 +13,7 @@ from confide.errors import AuthenticationFailed, Forbidden, LockedOut
 from confide.ids import new_secret
 from confide.web.deps import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Ctx
 from confide.web.routes.widget import public_base
+from confide.web.viewmodels import HistoryItem, SiteItem
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -130,16 +131,11 @@ async def console(request: Request, ctx: Ctx) -> Response:
             "user": principal,
             "csrf_token": csrf,
             "sites": [
-                _SiteItem(s.id, s.name, org) for s, org in sites if s.id in principal.site_ids
+                SiteItem(s.id, s.name, org) for s, org in sites if s.id in principal.site_ids
             ],
             "ws_url": f"{ws_base}/ws/console?v=1",
         },
     )
-
-
-class _SiteItem:
-    def __init__(self, id: str, name: str, organisation_name: str) -> None:
-        self.id, self.name, self.organisation_name = id, name, organisation_name
 
 
 @router.get("/history", response_class=HTMLResponse)
@@ -162,32 +158,14 @@ async def history(
         {
             "user": principal,
             "csrf_token": csrf,
-            "conversations": [_HistoryItem(h.view, h.message_count, h.snippet) for h in hits],
+            "conversations": [HistoryItem.of(h.view, h.message_count, h.snippet) for h in hits],
             "q": q,
             "site_id": site or None,
-            "sites": [_SiteItem(s.id, s.name, org) for s, org in sites],
+            "sites": [SiteItem(s.id, s.name, org) for s, org in sites],
             "page": page,
             "has_next": has_next,
         },
     )
-
-
-class _HistoryItem:
-    def __init__(self, view: object, message_count: int, snippet: str | None) -> None:
-        from confide.chat.views import ConversationView
-
-        assert isinstance(view, ConversationView)
-        self.id = view.id
-        self.state = view.state
-        self.source = view.source
-        self.site_name = view.site_name
-        self.organisation_name = view.organisation_name
-        self.visitor_label = view.visitor_name or view.visitor_label
-        self.visitor_contact = view.visitor_contact
-        self.operator_name = view.operator_name
-        self.created_at = view.created_at
-        self.message_count = message_count
-        self.snippet = snippet
 
 
 @router.get("/conversations/{conversation_id}", response_class=HTMLResponse)
@@ -197,18 +175,9 @@ async def transcript(request: Request, ctx: Ctx, conversation_id: str) -> Respon
         return RedirectResponse("/console/login", status_code=303)
     principal, csrf = session
     view, messages = await ctx.chat.transcript(principal, conversation_id)
-    item = _HistoryItem(view, len(messages), None)
-    item.messages = [  # type: ignore[attr-defined]
-        _Msg(m.seq, m.author_role, m.author_name, m.text, m.created_at) for m in messages
-    ]
+    item = HistoryItem.of(view, len(messages), None, messages)
     return _page(
         request,
         "console/transcript.html",
         {"user": principal, "csrf_token": csrf, "conversation": item},
     )
-
-
-class _Msg:
-    def __init__(self, seq: int, author_role: str, author_name: str, text: str, created_at: object):
-        self.seq, self.author_role, self.author_name = seq, author_role, author_name
-        self.text, self.created_at = text, created_at
