@@ -60,6 +60,7 @@ class Stored:
     seq: int
     client_id: str
     author_role: str
+    author_id: str | None
     author_name: str
     text: str
     created_at: datetime
@@ -258,6 +259,7 @@ def _stored(d: Draft, seq: int, at: datetime, duplicate: bool, state: str) -> St
         seq,
         d.client_id,
         d.author_role,
+        d.author_id,
         d.author_name,
         d.text,
         at,

@@ -103,7 +103,7 @@ CLIENT_FRAMES: Final[dict[str, dict[str, Spec]]] = {
         "seen": {**_CONV, "seq": (_is_seq, True)},
         "sync": {**_CONV, "after": (_is_seq, True)},
         "accept": _CONV,
-        "join": _CONV,
+        "join": {**_CONV, "after": (_is_seq, False)},
         "leave": _CONV,
         "close": _CONV,
         "ping": {},

@@ -238,7 +238,7 @@ async def console_socket(ws: WebSocket) -> None:
             view = await chat.view(principal, ref.id)
             reply: dict[str, Any] = {"type": "conversation", "conversation": view.for_agents()}
             conn.send(reply)
-            await session.send_history(principal, ref, 0, frame.ref)
+            await session.send_history(principal, ref, data.get("after", 0), frame.ref)
         elif frame.type == "leave":
             ctx.hub.unsubscribe(conn, recipients.conversation_agents(ref.id))
         elif frame.type == "accept":
