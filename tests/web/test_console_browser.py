@@ -15,9 +15,10 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -47,6 +48,8 @@ ORG = "Demo Motors"
 SITE = "Main Street"
 XSS = '<img src=x onerror="window.__xss=1;alert(1)"><script>window.__xss=2</script>'
 
+T = TypeVar("T")
+
 if not Path(CHROMIUM).exists():
     pytest.skip(f"no Chromium at {CHROMIUM}", allow_module_level=True)
 
@@ -58,14 +61,25 @@ class Seed:
     operator: Account
 
 
+def off_loop(fn: Callable[[], T]) -> T:
+    """Run ``fn`` in a fresh thread: the seeding helpers use asyncio.run, which cannot run in a
+    thread where a Playwright sync API (an event loop) is already active."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(fn).result()
+
+
 @pytest.fixture(scope="module")
 def seed(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Seed:
     """The organisation, site and operator, created before the server starts."""
     helper = LiveServer(database_url, tmp_path_factory.mktemp("seed"))
-    org = helper.create_org(ORG)
-    key, site_id = helper.create_site(org, SITE, [HOST])
-    operator = helper.create_user("operator", sites=[site_id], name="Olivia Operator")
-    return Seed(key, site_id, operator)
+
+    def make() -> Seed:
+        org = helper.create_org(ORG)
+        key, site_id = helper.create_site(org, SITE, [HOST])
+        operator = helper.create_user("operator", sites=[site_id], name="Olivia Operator")
+        return Seed(key, site_id, operator)
+
+    return off_loop(make)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +89,8 @@ def server_env(seed: Seed) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def browser(live_server: LiveServer, seed: Seed) -> Iterator[Any]:
-    # After the server and seed: they use asyncio.run, which must not nest in Playwright's loop.
+    # Module-scoped on purpose: closed when this module ends, so another module can start its own
+    # (two sync Playwright instances cannot be active in one thread).
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:

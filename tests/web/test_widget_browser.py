@@ -201,13 +201,20 @@ def panel_box(frame: Any) -> dict[str, float] | None:
     return frame.frame_element().bounding_box()
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 10, what: str = "condition") -> Any:
+def wait_for(
+    check: Callable[[], Any], timeout: float = 10, what: str = "condition", page: Any = None
+) -> Any:
+    """Poll ``check``. Pass ``page`` when it reads Playwright events: the sync API dispatches
+    them only while a Playwright call is running, so then we wait through the page."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
         if value:
             return value
-        time.sleep(0.05)
+        if page is None:
+            time.sleep(0.05)
+        else:
+            page.wait_for_timeout(50)
     raise AssertionError(f"timed out waiting for {what}")
 
 
@@ -257,12 +264,12 @@ def test_launcher_and_panel_ignore_hostile_host_css(
     )
     assert style == ["block", "none", "none"]
     assert panel_box(frame) is None  # loaded eagerly, but hidden
-    time.sleep(1.5)  # longer than the app waits for the loader's init
+    page.wait_for_timeout(1500)  # longer than the app waits for the loader's init
     assert sockets == []  # a page view alone tells the server nothing
 
     click_launcher(page)
     box = wait_for(lambda: panel_box(frame), what="the panel to open")
-    wait_for(lambda: sockets, what="the socket to open with the panel")
+    wait_for(lambda: sockets, what="the socket to open with the panel", page=page)
     assert (box["width"], box["height"]) == (380, 600)
     assert box["x"] + box["width"] == DESKTOP["width"] - 20
     border = frame.frame_element().evaluate("e => getComputedStyle(e).borderTopWidth")
@@ -329,6 +336,9 @@ def test_chat_round_trip_survives_navigation_and_leaks_nothing_to_the_host(
     evil = '<img src=x onerror="parent.pwned=1">Yes, it is!'
     operator.send(type="send", conversation=cid, client_id="op-reply-0001", text=evil)
     wait_for(lambda: evil in bubbles(frame), what="the operator's reply")
+    reply = operator.expect("message", lambda f: f["client_id"] == "op-reply-0001")
+    seen = operator.expect("seen", lambda f: f["role"] == "visitor")
+    assert seen["seq"] == reply["seq"]  # the panel is open, so the visitor has seen it
     assert frame.query_selector("#msgs img") is None  # shown as text, never parsed
     assert frame.is_hidden("#typing")
     wait_for(lambda: any(e["from"] == "agent" for e in page.evaluate("events")), what="event")
@@ -394,3 +404,44 @@ def test_visitor_ends_the_chat_and_starts_a_new_one(
     frame.click("#restart")
     frame.wait_for_selector("#composer:not([hidden])")
     assert bubbles(frame) == []
+
+
+def hello_frames(page: Any) -> list[dict[str, Any]]:
+    """Every hello the widget sends, recorded from the page's WebSockets."""
+    sent: list[dict[str, Any]] = []
+
+    def watch(ws: Any) -> None:
+        def on_frame(payload: Any) -> None:
+            frame = json.loads(payload)
+            if frame.get("type") == "hello":
+                sent.append(frame)
+
+        ws.on("framesent", on_frame)
+
+    page.on("websocket", watch)
+    return sent
+
+
+@pytest.mark.parametrize("gpc", [False, True])
+def test_hello_carries_the_page_unless_the_visitor_opted_out(
+    page_for: Callable[..., Any], demo: Demo, gpc: bool
+) -> None:
+    page = page_for()
+    if gpc:  # Global Privacy Control, as a browser or extension sets it on the host page
+        page.add_init_script(
+            "Object.defineProperty(navigator, 'globalPrivacyControl', {value: true})"
+        )
+    hellos = hello_frames(page)
+    page.goto(demo.host + "/demo/used-cars")
+    chat_frame(page)
+    click_launcher(page)
+    wait_for(lambda: hellos, what="hello", page=page)
+    assert hellos[0]["host"] == demo.host
+    assert "token" not in hellos[0]  # a first visit has none
+    if gpc:
+        assert "page" not in hellos[0]
+    else:
+        assert hellos[0]["page"] == {
+            "path": "/demo/used-cars",
+            "title": "Used cars for sale · Demo Motors",
+        }

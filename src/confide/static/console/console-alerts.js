@@ -48,7 +48,18 @@ export function setSoundEnabled(on) {
 
 /** Two soft rising notes, about 0.4 s: noticeable without being alarming. */
 export function chime() {
-  if (!soundEnabled() || !audioCtx || audioCtx.state !== "running") return false;
+  if (!soundEnabled() || !audioCtx) return false;
+  // resume() settles asynchronously (e.g. the gesture that unlocked audio is this very click).
+  if (audioCtx.state === "suspended") {
+    audioCtx.resume().then(tones, () => {});
+    return true;
+  }
+  if (audioCtx.state !== "running") return false;
+  tones();
+  return true;
+}
+
+function tones() {
   const t0 = audioCtx.currentTime + 0.01;
   [[659.25, 0], [987.77, 0.14]].forEach(([freq, offset]) => {
     const osc = audioCtx.createOscillator();
@@ -63,7 +74,6 @@ export function chime() {
     osc.start(start);
     osc.stop(start + 0.3);
   });
-  return true;
 }
 
 export function notificationsSupported() {

@@ -2,6 +2,8 @@
 // messages held (by seq), and the per-conversation bits the UI needs (unread, seen, typing).
 // Pure bookkeeping, no DOM, so the merge rules stay easy to reason about.
 
+import { siteLabel } from "./console-util.js";
+
 export class ConversationRecord {
   constructor(id) {
     this.id = id;
@@ -30,6 +32,11 @@ export class ConversationRecord {
 
   get siteName() {
     return this.data?.site?.name ?? "";
+  }
+
+  /** The site's name for display beside the organisation (see siteLabel). */
+  get siteLabel() {
+    return siteLabel(this.orgName, this.siteName);
   }
 
   get siteId() {

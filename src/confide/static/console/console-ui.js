@@ -45,7 +45,8 @@ function fillItem(li, r, activeId, now, me) {
   paintOrg(li, r.orgKey);
   setText(slot(li, "visitor"), r.visitorName);
   setText(slot(li, "org"), r.orgName);
-  setText(slot(li, "site"), r.siteName);
+  setText(slot(li, "site"), r.siteLabel);
+  slot(li, "site").title = r.siteName;
   slot(li, "source").hidden = r.data?.source !== "enquiry";
   const last = r.lastMessage;
   // Messages we hold win; before history arrives, the server's own preview of the last message.
@@ -95,7 +96,7 @@ export class Pane {
     this.root.setAttribute("aria-labelledby", this.tab.id);
 
     this.log = slot(this.root, "log");
-    this.scroller = slot(this.root, "scroller");
+    this.scroller = slot(this.root, "scroller"); // the role="log" live region around the <ol>
     this.input = slot(this.root, "input");
     this.input.id = `composer-${record.id}`;
     const label = slot(this.root, "label");
@@ -192,7 +193,8 @@ export class Pane {
     paintOrg(this.root, record.orgKey);
     paintOrg(this.tabWrap, record.orgKey);
     setText(slot(this.root, "org"), record.orgName || "Unknown organisation");
-    setText(slot(this.root, "site"), record.siteName || "Unknown site");
+    setText(slot(this.root, "site"), record.siteLabel || "Unknown site");
+    slot(this.root, "site").title = record.siteName;
     setText(slot(this.root, "visitor"), record.visitorName);
     const state = record.state;
     const badge = slot(this.root, "state");
@@ -212,9 +214,9 @@ export class Pane {
     setText(slot(this.root, "contact"), contact);
 
     const tabLabel = `${record.visitorName} · ${record.orgName}`;
+    this.scroller.setAttribute("aria-label", `Conversation with ${record.visitorName}, ${record.orgName}`);
     setText(slot(this.tabWrap, "label"), tabLabel);
-    this.tab.title = `${record.visitorName} · ${record.orgName} – ${record.siteName}`;
-    setText(slot(this.tabWrap, "close-label"), `Hide ${record.visitorName}`);
+    this.tab.title = `${record.visitorName} · ${record.orgName} – ${record.siteLabel}`;
     setBadge(slot(this.tabWrap, "unread"), unread);
     this.tabWrap.classList.toggle("is-closed", state === "closed");
 
@@ -266,7 +268,8 @@ export class Pane {
 
   setLoading(loading) {
     slot(this.root, "loading").hidden = !loading;
-    this.log.setAttribute("aria-busy", loading ? "true" : "false");
+    // aria-busy: a screen reader should not read a whole history out as "new" messages.
+    this.scroller.setAttribute("aria-busy", loading ? "true" : "false");
   }
 
   nearBottom() {

@@ -44,6 +44,25 @@ export function orgHue(key) {
   return Math.abs(h) % 360;
 }
 
+const SITE_SEPARATORS = [" - ", " – ", " — ", ": ", ", ", " | "];
+
+/**
+ * A site's name without a leading copy of its organisation's name ("Demo Motors - Main Street"
+ * beside "Demo Motors" reads as "Main Street"). Mirrors site_text in templates/console/_macros.html.
+ */
+export function siteLabel(orgName, siteName) {
+  const org = String(orgName ?? "");
+  const site = String(siteName ?? "");
+  if (!org) return site;
+  for (const sep of SITE_SEPARATORS) {
+    const prefix = org + sep;
+    if (site.length > prefix.length && site.slice(0, prefix.length).toLowerCase() === prefix.toLowerCase()) {
+      return site.slice(prefix.length);
+    }
+  }
+  return site;
+}
+
 /** Apply the organisation colour via CSSOM (allowed under a strict CSP, unlike style="..."). */
 export function paintOrg(node, key) {
   node.style.setProperty("--org-hue", String(orgHue(key)));

@@ -5,6 +5,8 @@
 //   console-store.js   conversations and messages merged by seq
 //   console-ui.js      list items, tabs, panes (textContent only)
 //   console-alerts.js  chime + desktop notification for new waiting chats
+//   console-errors.js  server error codes in words an operator understands
+//   console-keys.js    keyboard shortcuts and the tabs' arrow keys
 
 import { ConsoleSocket } from "./console-socket.js";
 import { Outbox } from "./console-outbox.js";
@@ -14,6 +16,8 @@ import {
   chime, notifyNewChat, setupNotifyButton, unlockAudioOnGesture, soundEnabled, setSoundEnabled,
 } from "./console-alerts.js";
 import { session, setText } from "./console-util.js";
+import { friendly } from "./console-errors.js";
+import { installKeyboard } from "./console-keys.js";
 
 const app = document.getElementById("console-app");
 const $ = (id) => document.getElementById(id);
@@ -352,27 +356,6 @@ function onSeen(f) {
   panes.get(record.id)?.updateSeen(record);
 }
 
-const FRIENDLY = {
-  not_found: "This conversation is no longer available.",
-  forbidden: "You don't have permission to do that in this conversation.",
-  rate_limited: "You're going a little fast. We'll retry in a moment.",
-  text_too_long: "Messages can be at most 4,000 characters.",
-  empty_text: "Empty messages are not sent.",
-  internal: "The server had a problem and nothing was changed. Please try again.",
-  frame_too_large: "That message is too large to send.",
-};
-
-function friendly(code, type, serverMessage) {
-  if (code === "invalid_state") {
-    if (type === "accept") return "This chat was already accepted by someone else, or closed.";
-    if (type === "send") return "This chat is closed, so the message was not delivered.";
-    if (type === "close") return "This chat is already closed.";
-    return "This chat's status changed, so that didn't go through.";
-  }
-  if (code === "internal" && type === "send") return "The server had a problem. Retrying your message…";
-  return FRIENDLY[code] || serverMessage || `Something went wrong (${code}). Reload the page if it keeps happening.`;
-}
-
 function onError(f) {
   const meta = f.ref ? refs.get(f.ref) : null;
   if (f.ref) refs.delete(f.ref);
@@ -547,8 +530,9 @@ const byCreatedAsc = (a, b) => (a.data?.created_at || "").localeCompare(b.data?.
 const byUpdatedDesc = (a, b) => activity(b).localeCompare(activity(a));
 const activity = (r) => r.lastMessage?.at || r.data?.updated_at || "";
 
+/** "Demo Motors – Main Street": for announcements and notifications. */
 function where(record) {
-  return [record.orgName, record.siteName].filter(Boolean).join(" – ");
+  return [record.orgName, record.siteLabel].filter(Boolean).join(" – ");
 }
 
 let refreshQueued = false;
@@ -623,7 +607,7 @@ function alertNewWaiting(record) {
     refresh();
   }, 10000);
   chime();
-  notifyNewChat(record.orgName, record.siteName, record.id, () => openPane(record.id));
+  notifyNewChat(record.orgName, record.siteLabel, record.id, () => openPane(record.id));
   announce(`New visitor waiting on ${where(record) || "one of your sites"}.`);
 }
 
@@ -689,42 +673,16 @@ function showFatal(reason) {
 
 // ───────────────────────────── keyboard & page events ─────────────────────────────
 
-document.addEventListener("keydown", (e) => {
-  // Alt+J / Alt+K: next / previous open chat; Alt+L: the conversation list. (Alt+digits and
-  // Alt+arrows are taken by browsers for tab switching and history navigation.)
-  if (!e.altKey || e.ctrlKey || e.metaKey) return;
-  if (e.code === "KeyJ" || e.code === "KeyK") {
-    if (!order.length) return;
-    e.preventDefault();
-    const i = order.indexOf(activeId);
-    const next = order[(i + (e.code === "KeyJ" ? 1 : order.length - 1)) % order.length];
-    select(next, "composer");
-  } else if (e.code === "KeyL") {
-    e.preventDefault();
+installKeyboard({
+  tabs: $("pane-tabs"),
+  order: () => order,
+  activeId: () => activeId,
+  select,
+  hide: hidePane,
+  focusList: () => {
     if (narrow.matches) app.dataset.view = "list";
     focusList();
-  }
-});
-
-// Tabs follow the WAI-ARIA tabs pattern: arrows move, Home/End jump, Delete hides.
-$("pane-tabs").addEventListener("keydown", (e) => {
-  const tab = e.target.closest('[role="tab"]');
-  if (!tab || !order.length) return;
-  const i = order.indexOf(tab.id.slice(4));
-  let next = null;
-  if (e.key === "ArrowRight") next = order[(i + 1) % order.length];
-  else if (e.key === "ArrowLeft") next = order[(i - 1 + order.length) % order.length];
-  else if (e.key === "Home") next = order[0];
-  else if (e.key === "End") next = order[order.length - 1];
-  else if (e.key === "Delete") {
-    e.preventDefault();
-    hidePane(order[i]);
-    return;
-  }
-  if (next) {
-    e.preventDefault();
-    select(next, "tab");
-  }
+  },
 });
 
 // Coming back to the tab/window counts as seeing the focused pane.

@@ -715,8 +715,9 @@ function wire() {
     // A hidden panel has no layout (every size is 0): that must not unpin the transcript.
     if (log.clientHeight) pinned = log.scrollHeight - log.scrollTop - log.clientHeight < 60;
   });
-  // The iframe is display:none while closed and resizes when opened or on a phone's rotation.
-  window.addEventListener("resize", pinToBottom);
+  // The log shrinks or grows when the typing row, a notice, the confirm bar or a longer draft
+  // comes and goes, and when the hidden iframe is shown: stay on the latest message throughout.
+  new ResizeObserver(pinToBottom).observe(log);
   box.addEventListener("input", () => onDraft(false));
   box.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {

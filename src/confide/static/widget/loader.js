@@ -54,7 +54,7 @@
       all: "initial", position: "fixed", "z-index": "2147483647", border: "0", margin: "0",
       padding: "0", background: "#fff", "color-scheme": "light",
       display: isOpen ? "block" : "none",
-      right: full ? "0" : "20px", bottom: full ? "0" : "92px",
+      top: full ? "0" : "auto", right: full ? "0" : "20px", bottom: full ? "0" : "92px",
       width: full ? "100%" : "380px", height: full ? "100%" : "min(600px, calc(100% - 112px))",
       "max-width": full ? "100%" : "calc(100% - 40px)",
       "border-radius": full ? "0" : "16px",

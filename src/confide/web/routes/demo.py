@@ -37,7 +37,8 @@ async def demo_page(request: Request, ctx: Ctx, page: str) -> Response:
     )
     # Like a typical dealer site: inline styles allowed, scripts only from known places.
     response.headers["Content-Security-Policy"] = (
-        f"default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'unsafe-inline'; "
-        "img-src 'self' data:; frame-src 'self'; frame-ancestors 'none'"
+        f"default-src 'self'; script-src 'self' {base} 'nonce-{nonce}'; "
+        f"style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-src 'self' {base}; "
+        "frame-ancestors 'none'"
     )
     return response
