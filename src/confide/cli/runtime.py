@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import NoReturn, TypeVar
 
 import typer
+from sqlalchemy.exc import DBAPIError
 
 from confide.errors import ConfideError
 from confide.settings import Settings
@@ -25,7 +26,9 @@ def migrate_db(database_url: str) -> None:
     try:
         upgrade(database_url)
     except ValueError as exc:
-        fail(str(exc))
+        fail(f"Invalid database URL: {exc}")
+    except (OSError, DBAPIError) as exc:
+        fail(_database_problem(exc))
     except Exception as exc:
         fail(f"Could not migrate the database: {exc.__class__.__name__}: {exc}")
 
@@ -48,10 +51,18 @@ def run_service(database_url: str, call: Callable[..., Awaitable[T]]) -> T:
         return asyncio.run(go())
     except ConfideError as exc:
         fail(exc.message)
-    except Exception as exc:
-        if exc.__class__.__name__ in ("OperationalError", "ProgrammingError"):
-            fail(f"Database error ({exc.__class__.__name__}); did you run `confide migrate`?")
-        raise
+    except (OSError, DBAPIError) as exc:
+        fail(_database_problem(exc))
+
+
+def _database_problem(exc: BaseException) -> str:
+    """A one-line reason for a database failure, without the traceback or credentials."""
+    if isinstance(exc, OSError):
+        return f"Cannot reach the database ({exc.strerror or exc.__class__.__name__})."
+    text = str(getattr(exc, "orig", exc)).splitlines()[0][:200]
+    if "no such table" in text or "does not exist" in text:
+        return f"The database has no Confide schema yet; run `confide migrate` ({text})."
+    return f"Database error: {text}"
 
 
 def run_server(settings: Settings, host: str, port: int) -> None:
