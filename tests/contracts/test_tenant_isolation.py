@@ -89,10 +89,22 @@ def seed(world: World) -> Seed:
     async def make() -> Seed:
         texts_b = [f"Beta secret {marker_b} {SHARED_WORD}", "my phone is 07700 900123"]
         conv_b, token_b = await chat(world.site_b, ORIGIN_B, texts_b)
-        conv_a, token_a = await chat(world.site_a, ORIGIN_A, [f"Alpha question {marker_a} {SHARED_WORD}"])
+        conv_a, token_a = await chat(
+            world.site_a, ORIGIN_A, [f"Alpha question {marker_a} {SHARED_WORD}"]
+        )
         conv_a2, token_a2 = await chat(site_a2_key, ORIGIN_A2, [f"York question {SHARED_WORD}"])
-        return Seed(site_a2_id, site_a2_key, conv_a, token_a, conv_a2, token_a2, conv_b, token_b,
-                    marker_a, marker_b)
+        return Seed(
+            site_a2_id,
+            site_a2_key,
+            conv_a,
+            token_a,
+            conv_a2,
+            token_a2,
+            conv_b,
+            token_b,
+            marker_a,
+            marker_b,
+        )
 
     return run(make())  # type: ignore[no-any-return]
 
@@ -134,7 +146,9 @@ def browsers(world: World, seed: Seed) -> Iterator[dict[str, Browser]]:
 
 async def console(world: World, b: Browser) -> tuple[Peer, dict[str, Any]]:
     """A console socket on ``b``'s existing session (signing in again costs an argon2 hash)."""
-    ws = await ws_connect(f"{world.server.ws_url}/ws/console?v=1", origin=world.server.url, cookie=b.cookie)
+    ws = await ws_connect(
+        f"{world.server.ws_url}/ws/console?v=1", origin=world.server.url, cookie=b.cookie
+    )
     peer = Peer(ws)
     await peer.send(type="hello", v=1)
     return peer, await peer.expect("welcome")
@@ -235,13 +249,20 @@ HTTP_MATRIX: list[tuple[str, str, str, int]] = [
     ids=[f"{a}-{m}-{p}" for a, m, p, _ in HTTP_MATRIX],
 )
 def test_http_matrix(
-    world: World, seed: Seed, browsers: dict[str, Browser], actor: str, method: str, path: str,
+    world: World,
+    seed: Seed,
+    browsers: dict[str, Browser],
+    actor: str,
+    method: str,
+    path: str,
     expected: int,
 ) -> None:
     ids = seed.ids(world)
     target = re.search(r"\{(\w+)\}", path)
     assert target is not None
-    before = admin_view(browsers, ids[target.group(1)]) if target.group(1).startswith("conv") else None
+    before = (
+        admin_view(browsers, ids[target.group(1)]) if target.group(1).startswith("conv") else None
+    )
     response = call(browsers[actor], method, path.format(**ids))
     assert response.status_code == expected, f"{actor} {method} {path}: {response.text[:300]}"
     if expected == 404:
@@ -268,11 +289,15 @@ def test_a_foreign_object_is_indistinguishable_from_a_missing_one(
         )
         foreign = b.http.get(template.format(foreign_id))
         missing = b.http.get(template.format(ids["missing"]))
-        assert (foreign.status_code, foreign.json()) == (missing.status_code, missing.json()), template
+        assert (foreign.status_code, foreign.json()) == (missing.status_code, missing.json()), (
+            template
+        )
     for action in ("close", "accept"):
         foreign = call(b, "POST", f"/api/conversations/{ids['conv_b']}/{action}")
         missing = call(b, "POST", f"/api/conversations/{ids['missing']}/{action}")
-        assert (foreign.status_code, foreign.json()) == (missing.status_code, missing.json()), action
+        assert (foreign.status_code, foreign.json()) == (missing.status_code, missing.json()), (
+            action
+        )
 
 
 def test_every_api_path_with_an_id_is_in_the_matrix(world: World) -> None:
@@ -308,7 +333,9 @@ SITE_VISIBILITY = [
 ]
 
 
-@pytest.mark.parametrize(("actor", "expected"), SITE_VISIBILITY, ids=[a for a, _ in SITE_VISIBILITY])
+@pytest.mark.parametrize(
+    ("actor", "expected"), SITE_VISIBILITY, ids=[a for a, _ in SITE_VISIBILITY]
+)
 def test_site_and_organisation_lists(
     world: World, seed: Seed, browsers: dict[str, Browser], actor: str, expected: set[str]
 ) -> None:
@@ -362,18 +389,27 @@ SEARCH_MATRIX: list[tuple[str, dict[str, str], set[str], set[str]]] = [
 @pytest.mark.parametrize(
     ("actor", "params", "present", "absent"),
     SEARCH_MATRIX,
-    ids=[f"{a}-{'&'.join(f'{k}={v}' for k, v in p.items()) or 'all'}" for a, p, _, _ in SEARCH_MATRIX],
+    ids=[
+        f"{a}-{'&'.join(f'{k}={v}' for k, v in p.items()) or 'all'}" for a, p, _, _ in SEARCH_MATRIX
+    ],
 )
 def test_conversation_lists_and_search(
-    world: World, seed: Seed, browsers: dict[str, Browser], actor: str, params: dict[str, str],
-    present: set[str], absent: set[str],
+    world: World,
+    seed: Seed,
+    browsers: dict[str, Browser],
+    actor: str,
+    params: dict[str, str],
+    present: set[str],
+    absent: set[str],
 ) -> None:
     ids = {**seed.ids(world), "marker_a": seed.marker_a, "marker_b": seed.marker_b}
     params = {k: v.format(**ids) for k, v in params.items()}
     found = _all_conversations(browsers[actor].http, **params)
     found_ids = {c["id"] for c in found}
     assert {ids[c] for c in present} <= found_ids, f"{actor} {params}: own conversations missing"
-    assert not {ids[c] for c in absent} & found_ids, f"{actor} {params}: sees a foreign conversation"
+    assert not {ids[c] for c in absent} & found_ids, (
+        f"{actor} {params}: sees a foreign conversation"
+    )
     visible_sites = {s["id"] for s in browsers[actor].http.get("/api/sites").json()}
     assert {c["site"]["id"] for c in found} <= visible_sites
     text = json.dumps(found)
@@ -392,7 +428,9 @@ def test_console_history_page_shows_no_foreign_conversation(
         assert page.status_code == 200
         for secret in (seed.conv_b, seed.marker_b, "Beta Motors", world.site_b_id, "07700"):
             if secret not in params.values():  # the page may echo what was asked for
-                assert secret not in page.text, f"{actor} /console/history?{params} shows {secret!r}"
+                assert secret not in page.text, (
+                    f"{actor} /console/history?{params} shows {secret!r}"
+                )
     page = http.get("/console")
     assert seed.conv_b not in page.text and "Beta Motors" not in page.text
 
@@ -417,15 +455,24 @@ UNAUTHENTICATED: list[tuple[str, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("method", "path"), UNAUTHENTICATED, ids=[f"{m}-{p}" for m, p in UNAUTHENTICATED])
+@pytest.mark.parametrize(
+    ("method", "path"), UNAUTHENTICATED, ids=[f"{m}-{p}" for m, p in UNAUTHENTICATED]
+)
 @pytest.mark.parametrize("cookie", [None, "not-a-session"])
 def test_unauthenticated_api_calls_get_401(
-    world: World, seed: Seed, browsers: dict[str, Browser], anonymous: httpx.Client,
-    method: str, path: str, cookie: str | None,
+    world: World,
+    seed: Seed,
+    browsers: dict[str, Browser],
+    anonymous: httpx.Client,
+    method: str,
+    path: str,
+    cookie: str | None,
 ) -> None:
     ids = seed.ids(world)
     before = admin_view(browsers, seed.conv_a)
-    headers = {"X-CSRF-Token": browsers["client_a"].csrf}  # a real token is useless without its session
+    headers = {
+        "X-CSRF-Token": browsers["client_a"].csrf
+    }  # a real token is useless without its session
     if cookie:
         headers["Cookie"] = f"confide_session={cookie}"
     response = anonymous.request(method, path.format(**ids), headers=headers)
@@ -440,7 +487,9 @@ def test_unauthenticated_console_pages_redirect_to_sign_in(
 ) -> None:
     for path in ("/console", "/console/history", f"/console/conversations/{seed.conv_a}"):
         response = anonymous.get(path)
-        assert response.status_code == 303 and response.headers["location"] == "/console/login", path
+        assert response.status_code == 303 and response.headers["location"] == "/console/login", (
+            path
+        )
 
 
 def test_unsafe_api_calls_without_csrf_get_403_and_change_nothing(
@@ -450,7 +499,7 @@ def test_unsafe_api_calls_without_csrf_get_403_and_change_nothing(
         v, _ = await visitor(world.server, world.site_a, ORIGIN_A)
         conv, _ = await open_chat(v)
         await v.close()
-        return conv  # type: ignore[no-any-return]
+        return conv
 
     conv = run(fresh_conversation())
     b = browsers["client_a"]
@@ -458,7 +507,9 @@ def test_unsafe_api_calls_without_csrf_get_403_and_change_nothing(
     for action in ("accept", "close"):
         for token in wrong:
             response = call(b, "POST", f"/api/conversations/{conv}/{action}", csrf=token)
-            assert response.status_code == 403, f"{action} with csrf={token!r}: {response.text[:200]}"
+            assert response.status_code == 403, (
+                f"{action} with csrf={token!r}: {response.text[:200]}"
+            )
             assert response.json()["code"] == "forbidden"
         # a cross-site form post carries no header at all
         form = b.http.post(f"/api/conversations/{conv}/{action}", data={"csrf_token": b.csrf})
@@ -487,7 +538,9 @@ def test_csrf_comes_before_the_object_lookup(
 # --------------------------------------------------------------------------------------------
 
 
-async def handshake(url: str, origin: str | None, cookie: str | None, hello: dict[str, Any]) -> tuple[str, Any]:
+async def handshake(
+    url: str, origin: str | None, cookie: str | None, hello: dict[str, Any]
+) -> tuple[str, Any]:
     """('closed', code) if the server closes the socket, ('open', first frame) if it talks."""
     headers = {"Cookie": f"confide_session={cookie}"} if cookie else None
     async with websockets.connect(url, origin=origin, additional_headers=headers) as ws:  # type: ignore[arg-type]
@@ -506,7 +559,14 @@ HANDSHAKES: list[tuple[str, str, str, str | None, str | None, int | str]] = [
     ("widget-no-origin", "widget", "site={site_a}", None, None, 4403),
     ("widget-null-origin", "widget", "site={site_a}", "null", None, 4403),
     ("widget-origin-other-port", "widget", "site={site_a}", ORIGIN_A + ":8443", None, 4403),
-    ("widget-origin-other-scheme", "widget", "site={site_a}", ORIGIN_A.replace("https", "http"), None, 4403),
+    (
+        "widget-origin-other-scheme",
+        "widget",
+        "site={site_a}",
+        ORIGIN_A.replace("https", "http"),
+        None,
+        4403,
+    ),
     ("widget-origin-suffix", "widget", "site={site_a}", ORIGIN_A + ".evil.example", None, 4403),
     ("widget-b-from-a-origin", "widget", "site={site_b}", ORIGIN_A, None, 4403),
     ("widget-unknown-site", "widget", "site=site_doesnotexist000", ORIGIN_A, None, 4404),
@@ -528,11 +588,20 @@ HANDSHAKES: list[tuple[str, str, str, str | None, str | None, int | str]] = [
     ids=[h[0] for h in HANDSHAKES],
 )
 def test_websocket_handshakes(
-    world: World, browsers: dict[str, Browser], socket: str, query: str, origin: str | None,
-    cookie: str | None, expected: int | str,
+    world: World,
+    browsers: dict[str, Browser],
+    socket: str,
+    query: str,
+    origin: str | None,
+    cookie: str | None,
+    expected: int | str,
 ) -> None:
-    fill = {"site_a": world.site_a, "site_b": world.site_b, "own": world.server.url,
-            "cookie": browsers["client_a"].cookie}
+    fill = {
+        "site_a": world.site_a,
+        "site_b": world.site_b,
+        "own": world.server.url,
+        "cookie": browsers["client_a"].cookie,
+    }
     query = query.format(**fill)
     if "v=" not in query:
         query = "v=1&" + query
@@ -575,6 +644,7 @@ def test_widget_served_from_our_origin_checks_the_host_page(world: World) -> Non
 # Every console frame that names a conversation. One line per frame type.
 CONSOLE_FRAMES: list[dict[str, Any]] = [
     {"type": "join"},
+    {"type": "join", "after": 1},
     {"type": "leave"},
     {"type": "sync", "after": 0},
     {"type": "send", "client_id": "intruder-000001", "text": "intrusion attempt"},
@@ -614,6 +684,10 @@ async def drain(peer: Peer) -> list[dict[str, Any]]:
     return await frames_until(peer, lambda f: f.get("type") == "pong")
 
 
+def _has_ref(ref: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda frame: frame.get("ref") == ref
+
+
 async def refused_frames(peer: Peer, conversation: str, frames: list[dict[str, Any]]) -> list[str]:
     """Send each frame on ``conversation``; return a description of every reply that is not
     ``error{not_found}`` (empty when all were refused)."""
@@ -621,7 +695,7 @@ async def refused_frames(peer: Peer, conversation: str, frames: list[dict[str, A
     for i, frame in enumerate(frames):
         ref = f"probe-{i}"
         await peer.send(**frame, conversation=conversation, ref=ref)
-        replies = await frames_until(peer, lambda f, ref=ref: f.get("ref") == ref)
+        replies = await frames_until(peer, _has_ref(ref))
         reply = replies[-1]
         if reply.get("type") != "error" or reply.get("code") != "not_found":
             problems.append(f"{frame['type']}: {reply}")
@@ -640,7 +714,9 @@ FOREIGN_FOR_AGENT = [
 ]
 
 
-@pytest.mark.parametrize(("actor", "target"), FOREIGN_FOR_AGENT, ids=[f"{a}-{t}" for a, t in FOREIGN_FOR_AGENT])
+@pytest.mark.parametrize(
+    ("actor", "target"), FOREIGN_FOR_AGENT, ids=[f"{a}-{t}" for a, t in FOREIGN_FOR_AGENT]
+)
 def test_console_frames_on_a_foreign_conversation_are_not_found(
     world: World, seed: Seed, browsers: dict[str, Browser], actor: str, target: str
 ) -> None:
@@ -653,7 +729,9 @@ def test_console_frames_on_a_foreign_conversation_are_not_found(
     before = admin_view(browsers, conv)
 
     async def scenario() -> None:
-        owner, welcome = await visitor(world.server, site_key, origin, token)  # the victim is online
+        owner, welcome = await visitor(
+            world.server, site_key, origin, token
+        )  # the victim is online
         assert welcome["conversation"]["id"] == conv
         intruder, iwelcome = await console(world, browsers[actor])
         try:
@@ -673,7 +751,9 @@ def test_console_frames_on_a_foreign_conversation_are_not_found(
             reached = [f for f in await drain(owner) if f["type"] not in ("pong", "presence")]
             assert not reached, f"{actor}'s frames reached the other tenant's visitor: {reached}"
             # ...and the intruder still gets nothing about it afterwards (no subscription stuck).
-            await owner.send(type="send", conversation=conv, client_id=client_id(), text="after probe")
+            await owner.send(
+                type="send", conversation=conv, client_id=client_id(), text="after probe"
+            )
             await owner.expect("ack")
             assert not [f for f in await drain(intruder) if conv in json.dumps(f)]
         finally:
@@ -723,18 +803,22 @@ def test_queue_events_reach_only_the_agents_who_may_see_them(
                 await frames_until(
                     agents[name], lambda f: f.get("type") == "message" and f.get("text") == secret
                 )
-            # ...then organisation A's (sockets deliver in order: a B frame would come before these).
+            # ...then organisation A's (a socket delivers in order: a B frame would come first).
             va, _ = await visitor(world.server, world.site_a, ORIGIN_A)
             conv_a, _ = await open_chat(va)
-            await va.send(type="send", conversation=conv_a, client_id=client_id(), text="alpha queue")
+            await va.send(
+                type="send", conversation=conv_a, client_id=client_id(), text="alpha queue"
+            )
             await va.expect("ack")
             for name in ("client_a", "operator_a"):
                 received = await frames_until(
-                    agents[name], lambda f: f.get("type") == "message" and f.get("conversation") == conv_a
+                    agents[name],
+                    lambda f: f.get("type") == "message" and f.get("conversation") == conv_a,
                 )
                 received += await drain(agents[name])
                 assert any(
-                    f["type"] == "conversation" and f["conversation"]["id"] == conv_a for f in received
+                    f["type"] == "conversation" and f["conversation"]["id"] == conv_a
+                    for f in received
                 ), f"{name} did not get its own queue event"
                 text = json.dumps(received)
                 for leak in (conv_b, secret, world.site_b_id, "Beta Motors"):

@@ -52,7 +52,9 @@ def test_every_column_is_tagged_with_a_valid_category_and_retention_class() -> N
         category = column.info.get("data_category")
         retention = column.info.get("retention_class")
         if category is None or retention is None:
-            problems.append(f"{name}: untagged (declare it with field(category=..., retention=...))")
+            problems.append(
+                f"{name}: untagged (declare it with field(category=..., retention=...))"
+            )
             continue
         if not (isinstance(category, str) and category.startswith(CATEGORY_PREFIXES)):
             problems.append(f"{name}: unknown data category {category!r}")

@@ -23,7 +23,10 @@ class Organisation(OrgScoped, Base):
 
     id: Mapped[str] = field(String(32), primary_key=True, category="system.id", retention="account")
     name: Mapped[str] = field(
-        String(200), category="account.organisation.name", retention="account"
+        String(200),
+        category="account.organisation.name",
+        retention="account",
+        info={"plaintext_reason": "a company's name, not a person's; shown on every chat"},
     )
     created_at: Mapped[datetime] = field(
         UTCDateTime, category="system.operations", retention="account"
@@ -32,8 +35,13 @@ class Organisation(OrgScoped, Base):
     organisation_id = synonym("id")
 
 
-class User(Base):
+class User(OrgScoped, Base):
+    """A person who signs in. Client users belong to one organisation; our staff to none, so a
+    restricted scope (a client's) never sees staff accounts or another client's users."""
+
     __tablename__ = "users"
+    #: Our staff (no organisation) answer every client's chats: their names show in transcripts.
+    __shared_when_no_organisation__ = True
 
     id: Mapped[str] = field(String(32), primary_key=True, category="system.id", retention="account")
     #: None for the processor's staff (admins, operators); set for client users.
@@ -45,7 +53,11 @@ class User(Base):
         retention="account",
     )
     email: Mapped[str] = field(
-        String(320), unique=True, category="account.contact.email", retention="account"
+        String(320),
+        unique=True,
+        category="account.contact.email",
+        retention="account",
+        info={"plaintext_reason": "sign-in finds the account by exact email (blind index: #5)"},
     )
     name: Mapped[str] = field(PersonalText, category="account.name", retention="account")
     role: Mapped[str] = field(String(16), category="system.authorisation", retention="account")

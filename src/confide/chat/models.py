@@ -33,10 +33,15 @@ class Visitor(SiteScoped, Base):
     )
     #: SHA-256 of the bearer token the widget holds for the session; never the token itself.
     token_hash: Mapped[str | None] = field(
-        String(64), unique=True, nullable=True, category="user.device.token", retention="contract"
+        String(64),
+        unique=True,
+        nullable=True,
+        category="user.device.token",
+        retention="contract",
+        info={"plaintext_reason": "SHA-256 of a random 256-bit token, looked up by exact match"},
     )
     #: A pseudonymous label shown to agents ("Visitor 4F2A"), derived from the random id.
-    label: Mapped[str] = field(String(40), category="user.pseudonym", retention="contract")
+    label: Mapped[str] = field(PersonalText, category="user.pseudonym", retention="contract")
     created_at: Mapped[datetime] = field(
         UTCDateTime, category="system.operations", retention="contract"
     )

@@ -18,8 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import event
+from sqlalchemy import Table, event, or_
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+from sqlalchemy.sql import visitors
 
 ScopeKind = Literal["system", "admin", "organisation", "sites"]
 
@@ -75,8 +76,35 @@ class SiteScoped(OrgScoped):
     site_id: Any
 
 
+def _tenant_classes() -> list[type[Any]]:
+    """Every mapped subclass of :class:`OrgScoped` (the tables that belong to one tenant)."""
+    found: list[type[Any]] = []
+    seen: set[type[Any]] = set()
+    stack: list[type[Any]] = [OrgScoped]
+    while stack:
+        for sub in stack.pop().__subclasses__():
+            if sub not in seen:
+                seen.add(sub)
+                stack.append(sub)
+                if "__table__" in sub.__dict__:
+                    found.append(sub)
+    return found
+
+
+def _tenant_tables_in(statement: Any) -> bool:
+    """Whether a tenant table appears anywhere in the statement: joins, subqueries, CTEs,
+    unions, EXISTS, or plain Core ``Table`` objects that no ORM mapper would report."""
+    tenant = {cls.__table__ for cls in _tenant_classes()}
+    for element in visitors.iterate(statement):
+        if isinstance(element, Table) and element._deannotate() in tenant:
+            return True
+    return False
+
+
 def _touches_tenant_tables(state: ORMExecuteState) -> bool:
-    return any(issubclass(m.class_, OrgScoped) for m in state.all_mappers)
+    return any(issubclass(m.class_, OrgScoped) for m in state.all_mappers) or _tenant_tables_in(
+        state.statement
+    )
 
 
 @event.listens_for(Session, "do_orm_execute")
@@ -92,25 +120,22 @@ def _enforce_scope(state: ORMExecuteState) -> None:
         return
     if scope.unrestricted:
         return
+    if not state.is_orm_statement and _tenant_tables_in(state.statement):
+        # Loader criteria only reach ORM entities: a Core query could read every tenant.
+        raise MissingScope("Core query on a tenant table in a restricted scope")
     orgs = tuple(scope.organisation_ids)
     sites = tuple(scope.site_ids)
     options = []
     # Criteria per concrete class (not the mixin): the lambda is evaluated against the class.
-    for mapper in _tenant_mappers(state):
-        cls = mapper.class_
-        options.append(
-            with_loader_criteria(cls, lambda c: c.organisation_id.in_(orgs), include_aliases=True)
-        )
+    # Every tenant class, not only the selected ones, so subqueries and joins are covered.
+    for cls in _tenant_classes():
+        if getattr(cls, "__shared_when_no_organisation__", False):
+            criterion = lambda c: or_(c.organisation_id.in_(orgs), c.organisation_id.is_(None))  # noqa: E731
+        else:
+            criterion = lambda c: c.organisation_id.in_(orgs)  # noqa: E731
+        options.append(with_loader_criteria(cls, criterion, include_aliases=True))
         if scope.kind == "sites" and issubclass(cls, SiteScoped):
             options.append(
                 with_loader_criteria(cls, lambda c: c.site_id.in_(sites), include_aliases=True)
             )
     state.statement = state.statement.options(*options)
-
-
-def _tenant_mappers(state: ORMExecuteState) -> list[Any]:
-    """Every mapped tenant class: criteria also reach subqueries that ``all_mappers`` omits."""
-    registry = state.all_mappers[0].registry if state.all_mappers else None
-    if registry is None:
-        return []
-    return [m for m in registry.mappers if issubclass(m.class_, OrgScoped)]

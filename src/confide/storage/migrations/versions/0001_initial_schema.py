@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 20:19:26.922418
+Create Date: 2026-11-25 20:38:35.364873
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def upgrade() -> None:
         sa.Column("organisation_id", sa.String(length=32), nullable=False),
         sa.Column("site_id", sa.String(length=32), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=True),
-        sa.Column("label", sa.String(length=40), nullable=False),
+        sa.Column("label", confide.storage.base.PersonalText(), nullable=False),
         sa.Column("created_at", confide.storage.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("last_seen_at", confide.storage.base.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
