@@ -91,6 +91,10 @@ class Conversation(SiteScoped, Base):
     visitor_contact: Mapped[str | None] = field(
         PersonalText, nullable=True, category="user.contact", retention="contract"
     )
+    #: The visit (usage and behavioural data) during which the chat started, when tracked.
+    visit_id: Mapped[str | None] = field(
+        String(32), nullable=True, category="system.id", retention="contract"
+    )
     last_seq: Mapped[int] = field(
         Integer, default=0, category="system.operations", retention="contract"
     )

@@ -29,6 +29,14 @@ class Site(SiteScoped, Base):
     allowed_origins: Mapped[list[str]] = field(
         JSON, category="system.configuration", retention="account"
     )
+    #: "opt-in" (UK/EU default: nothing tracked before consent) or "notice" (tracking with opt-out).
+    consent_mode: Mapped[str] = field(
+        String(10), default="opt-in", category="system.configuration", retention="account"
+    )
+    #: Automatic chat invitations: [{"path": "/used-cars/*", "seconds": 30, "text": "…"}].
+    invite_rules: Mapped[list[dict[str, object]]] = field(
+        JSON, default=list, category="system.configuration", retention="account"
+    )
     created_at: Mapped[datetime] = field(
         UTCDateTime, category="system.operations", retention="account"
     )

@@ -26,6 +26,7 @@ RETENTION_CLASSES = frozenset(
         "contract",  # client personal data: >= 3 months, <= contract end + 3 months (policy 5.3)
         "session",  # short-lived credentials and sessions
         "operational",  # system metadata kept with its parent row
+        "behaviour",  # raw usage/behavioural events: shorter, own retention (default 13 months)
     }
 )
 

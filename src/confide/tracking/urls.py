@@ -1,0 +1,111 @@
+"""URL and referrer minimisation (policy 2.2 "pages viewed", "referral source"; R22).
+
+Pages are kept as their path; the query string is dropped except an allowlist of campaign keys,
+so an email or a token in a URL is never stored. A referrer is kept as its origin only, and
+classified into a channel.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlsplit
+
+#: Query keys kept (campaign attribution); everything else in a query string is dropped.
+ALLOWED_QUERY_PREFIXES = ("utm_",)
+ALLOWED_QUERY_KEYS = frozenset({"ref", "source"})
+MAX_PATH = 512
+MAX_QUERY_VALUE = 100
+
+SEARCH_ENGINES = (
+    "google.",
+    "bing.com",
+    "duckduckgo.com",
+    "yahoo.",
+    "ecosia.org",
+    "baidu.com",
+    "yandex.",
+    "qwant.com",
+    "startpage.com",
+    "search.brave.com",
+)
+SOCIAL = (
+    "facebook.com",
+    "fb.com",
+    "instagram.com",
+    "t.co",
+    "twitter.com",
+    "x.com",
+    "linkedin.com",
+    "lnkd.in",
+    "tiktok.com",
+    "pinterest.",
+    "reddit.com",
+    "youtube.com",
+    "whatsapp.com",
+)
+EMAIL = (
+    "mail.google.com",
+    "outlook.live.com",
+    "outlook.office.com",
+    "mail.yahoo.com",
+    "webmail.",
+    "mail.",
+)
+EMAIL_MEDIUMS = frozenset({"email", "e-mail", "newsletter"})
+CAMPAIGN_MEDIUMS = frozenset({"cpc", "ppc", "paid", "display", "banner", "affiliate", "cpm"})
+SOCIAL_MEDIUMS = frozenset({"social", "social-media", "sm"})
+
+
+def clean_path(url_or_path: str) -> tuple[str, dict[str, str]]:
+    """``/stock/123?email=a@b.c&utm_source=x#top`` → (``/stock/123``, ``{"utm_source": "x"}``)."""
+    parts = urlsplit(url_or_path.strip())
+    path = parts.path or "/"
+    if not path.startswith("/"):
+        path = "/" + path
+    kept = {}
+    for key, value in parse_qsl(parts.query, keep_blank_values=False):
+        key = key.lower()
+        if (key.startswith(ALLOWED_QUERY_PREFIXES) or key in ALLOWED_QUERY_KEYS) and len(key) <= 40:
+            kept[key] = value[:MAX_QUERY_VALUE]
+    return path[:MAX_PATH], kept
+
+
+def referrer_origin(referrer: str | None, own_host: str | None = None) -> str | None:
+    """The referrer's origin (scheme://host), or None for none, invalid, or our own site."""
+    if not referrer:
+        return None
+    parts = urlsplit(referrer.strip())
+    if parts.scheme not in ("http", "https", "android-app") or not parts.hostname:
+        return None
+    host = parts.hostname.lower()
+    if own_host and host == own_host.lower():
+        return None  # an internal navigation, not a referral
+    return f"{parts.scheme}://{host}"
+
+
+def _matches(host: str, patterns: tuple[str, ...]) -> bool:
+    return any(
+        p in host if p.endswith(".") else host == p or host.endswith("." + p) for p in patterns
+    )
+
+
+def channel(referrer: str | None, query: dict[str, str]) -> str:
+    """direct, search, social, email, campaign or other."""
+    medium = query.get("utm_medium", "").lower()
+    if medium in EMAIL_MEDIUMS:
+        return "email"
+    if medium in CAMPAIGN_MEDIUMS or "gclid" in query:
+        return "campaign"
+    if medium in SOCIAL_MEDIUMS:
+        return "social"
+    if referrer is None:
+        return "campaign" if "utm_source" in query or "utm_campaign" in query else "direct"
+    host = urlsplit(referrer).hostname or ""
+    if _matches(host, EMAIL):
+        return "email"
+    if _matches(host, SEARCH_ENGINES):
+        return "search"
+    if _matches(host, SOCIAL):
+        return "social"
+    if "utm_source" in query or "utm_campaign" in query:
+        return "campaign"
+    return "other"
