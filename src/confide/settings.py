@@ -35,5 +35,9 @@ class Settings(BaseSettings):
     commit_window_ms: float = Field(default=0.0, ge=0.0, le=50.0)
     commit_max_batch: int = Field(default=256, ge=1, le=5000)
     log_level: str = "INFO"
+    #: A MaxMind-format (.mmdb) city database for region/city; country comes from a shipped one.
+    geoip_city_db: str = ""
+    #: How often today's analytics are rolled up into daily stats (0 disables the background task).
+    rollup_interval_s: float = Field(default=60.0, ge=0.0)
     #: Set by `confide demo`: the site whose widget the /demo/ pages embed.
     demo_site_key: str = ""

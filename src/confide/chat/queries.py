@@ -72,6 +72,7 @@ def _to_view(row: tuple[object, ...]) -> ConversationView:
         visitor_label=str(label),
         visitor_name=c.visitor_name,
         visitor_contact=c.visitor_contact,
+        visit_id=c.visit_id,
         operator_id=c.operator_id,
         operator_name=str(operator_name) if operator_name is not None else None,
         last_seq=c.last_seq,

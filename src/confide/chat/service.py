@@ -193,6 +193,14 @@ class ChatService:
         await self._publish_change(view)
         return view
 
+    async def set_visit(self, conversation_id: str, visit_id: str) -> None:
+        async with self.db.session(Scope.system()) as s:
+            await s.execute(
+                update(Conversation)
+                .where(Conversation.id == conversation_id, Conversation.visit_id.is_(None))
+                .values(visit_id=visit_id)
+            )
+
     # --- authorisation ----------------------------------------------------------------------
 
     async def authorise(self, actor: Actor, conversation_id: str) -> ConversationRef:

@@ -29,6 +29,7 @@ class ConversationView:
     visitor_label: str
     visitor_name: str | None
     visitor_contact: str | None
+    visit_id: str | None
     operator_id: str | None
     operator_name: str | None
     last_seq: int
@@ -54,6 +55,7 @@ class ConversationView:
             "operator": (
                 {"id": self.operator_id, "name": self.operator_name} if self.operator_id else None
             ),
+            "visit_id": self.visit_id,
             "last_seq": self.last_seq,
             "unread": self.unread,
             "visitor_seen_seq": self.visitor_seen_seq,

@@ -20,6 +20,7 @@ MAX_TEXT_CHARS: Final = 4000
 MAX_NAME_CHARS: Final = 100
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _CONVERSATION_ID = re.compile(r"^[A-Za-z0-9_-]{10,32}$")
+_VISIT_ID = re.compile(r"^[A-Za-z0-9_-]{16,40}$")
 
 
 class ProtocolError(Exception):
@@ -68,6 +69,10 @@ def _is_signals(v: Any) -> bool:
     )
 
 
+def _is_visit(v: Any) -> bool:
+    return isinstance(v, str) and bool(_VISIT_ID.match(v))
+
+
 def _is_name(v: Any) -> bool:
     return isinstance(v, str) and len(v) <= MAX_NAME_CHARS
 
@@ -88,7 +93,7 @@ CLIENT_FRAMES: Final[dict[str, dict[str, Spec]]] = {
             "page": (_is_page, False),
             "signals": (_is_signals, False),
         },
-        "open": {"name": (_is_name, False)},
+        "open": {"name": (_is_name, False), "visit": (_is_visit, False)},
         "send": {**_CONV, "client_id": (_is_client_id, True), "text": (_is_text, True)},
         "typing": {**_CONV, "typing": (_is_bool, True)},
         "seen": {**_CONV, "seq": (_is_seq, True)},

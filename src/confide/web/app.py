@@ -16,7 +16,7 @@ from confide.logs import configure_logging
 from confide.settings import Settings
 from confide.web import errors
 from confide.web.context import AppContext
-from confide.web.routes import api, console, demo, health, widget
+from confide.web.routes import api, console, demo, health, tracking, widget
 from confide.web.security import SecurityHeaders
 from confide.web.ws.endpoints import console_socket, widget_socket
 
@@ -50,7 +50,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeaders, hsts=settings.secure_cookies)
     errors.install(app)
     app.mount("/static", StaticFiles(directory=PACKAGE / "static"), name="static")
-    for router in (health.router, widget.router, console.router, api.router, demo.router):
+    for router in (
+        health.router,
+        widget.router,
+        console.router,
+        api.router,
+        tracking.router,
+        demo.router,
+    ):
         app.include_router(router)
     app.add_api_websocket_route("/ws/widget", widget_socket)
     app.add_api_websocket_route("/ws/console", console_socket)

@@ -14,6 +14,10 @@ from confide.realtime.hub import Hub
 from confide.settings import Settings
 from confide.sites.service import SiteService
 from confide.storage.engine import Database
+from confide.tracking.aggregates import Reports
+from confide.tracking.geo import GeoLocator
+from confide.tracking.rollup import RollupTask
+from confide.tracking.service import TrackingService
 
 
 @dataclass
@@ -26,6 +30,9 @@ class AppContext:
     sites: SiteService
     chat: ChatService
     writer: MessageWriter
+    tracking: TrackingService
+    reports: Reports
+    rollup: RollupTask
 
     @classmethod
     def build(cls, settings: Settings) -> AppContext:
@@ -46,16 +53,37 @@ class AppContext:
             max_batch=settings.commit_max_batch,
         )
         chat.attach_writer(writer)
-        return cls(settings, db, broker, hub, accounts, SiteService(db), chat, writer)
+        reports = Reports(db)
+        return cls(
+            settings,
+            db,
+            broker,
+            hub,
+            accounts,
+            SiteService(db),
+            chat,
+            writer,
+            TrackingService(db, broker, GeoLocator(settings.geoip_city_db or None)),
+            reports,
+            RollupTask(reports, interval_s=settings.rollup_interval_s),
+        )
 
     async def start(self) -> None:
         await self.broker.start(self.hub.deliver)
         self.writer.start()
+        self.tracking.warm()
+        self.rollup.start()
 
     async def stop(self) -> None:
+        await self.rollup.stop()
         await self.writer.stop()
         await self.broker.stop()
         await self.db.dispose()
+
+    async def link_visit(self, site_id: str, visit_id: str, conversation_id: str) -> None:
+        """Attach the visit a chat started in (its path and usage data) to the conversation."""
+        if await self.tracking.link_conversation(site_id, visit_id, conversation_id):
+            await self.chat.set_visit(conversation_id, visit_id)
 
     async def site_online(self, site_id: str) -> bool:
         """Whether any agent for the site is connected, on this node or another."""

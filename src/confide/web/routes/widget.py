@@ -92,9 +92,24 @@ class WidgetConfig(BaseModel):
     name: str
     greeting: str
     online: bool
+    consent_mode: str
+    invite_rules: list[dict[str, object]]
 
 
 @router.get("/api/widget/config", tags=["widget"], summary="The widget's public settings")
-async def config(ctx: Ctx, site: Annotated[str, Query(max_length=64)]) -> WidgetConfig:
+async def config(
+    request: Request, response: Response, ctx: Ctx, site: Annotated[str, Query(max_length=64)]
+) -> WidgetConfig:
+    """Read by the loader on the host page (cross-origin): CORS for the site's origins only."""
     s = await ctx.sites.by_key(site)
-    return WidgetConfig(name=s.name, greeting=s.greeting, online=await ctx.site_online(s.id))
+    origin = request.headers.get("origin")
+    if ctx.sites.origin_allowed(s, origin):
+        response.headers["Access-Control-Allow-Origin"] = origin or ""
+        response.headers["Vary"] = "Origin"
+    return WidgetConfig(
+        name=s.name,
+        greeting=s.greeting,
+        online=await ctx.site_online(s.id),
+        consent_mode=s.consent_mode,
+        invite_rules=s.invite_rules,
+    )

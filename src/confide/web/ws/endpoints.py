@@ -133,6 +133,8 @@ async def widget_socket(ws: WebSocket) -> None:
                 site, session.visitor, frame.data.get("name")
             )
             session.visitor = actor
+            if frame.data.get("visit"):
+                await ctx.link_visit(site.id, frame.data["visit"], view.id)
             session.refs[view.id] = ConversationRef(view.id, view.organisation_id, view.site_id)
             ctx.hub.subscribe(conn, recipients.conversation_visitor(view.id))
             reply: dict[str, Any] = {"type": "conversation", "conversation": view.for_visitor()}
@@ -209,6 +211,7 @@ async def console_socket(ws: WebSocket) -> None:
                 if v.state == "active":
                     ctx.hub.subscribe(conn, recipients.conversation_agents(v.id))
             sites = await ctx.sites.list_sites(principal.scope)
+            visitors = await ctx.tracking.live_visitors(principal.scope, principal.site_ids)
             conn.send(
                 {
                     "type": "welcome",
@@ -225,6 +228,7 @@ async def console_socket(ws: WebSocket) -> None:
                         if s.id in principal.site_ids
                     ],
                     "conversations": [v.for_agents() for v in views],
+                    "visitors": visitors,
                 }
             )
             arrived = True
