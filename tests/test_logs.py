@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
+from urllib.parse import quote, quote_plus
 
 import httpx
 import pytest
@@ -84,7 +85,9 @@ def chat_log(debug_server: LiveServer) -> str:
                 await v.send(type="send", conversation=conv, client_id=client_id(), text=text)
                 await v.expect("ack")
             await op.send(
-                type="send", conversation=conv, client_id=client_id(),
+                type="send",
+                conversation=conv,
+                client_id=client_id(),
                 text=f"Thanks {VISITOR_NAME}! Please write to {OPERATOR_EMAIL}.",
             )
             await op.expect("ack")
@@ -93,12 +96,23 @@ def chat_log(debug_server: LiveServer) -> str:
             await v.ws.send('{"type":"send","text":"mail me at ' + VISITOR_EMAIL + '"')
             assert (await v.expect("error"))["code"] == "bad_frame"
             await v.ws.send(
-                '{"type":"send","text":"please email ' + VISITOR_EMAIL + " " + "x" * 200
-                + '","conversation":"' + conv + '","client_id":"' + client_id() + '"}'
+                '{"type":"send","text":"please email '
+                + VISITOR_EMAIL
+                + " "
+                + "x" * 200
+                + '","conversation":"'
+                + conv
+                + '","client_id":"'
+                + client_id()
+                + '"}'
             )
             await v.expect("ack")
-            await v.send(type="send", conversation="x" * 22, client_id=client_id(),
-                         text=f"{VISITOR_EMAIL} {PHONE_INTL}")
+            await v.send(
+                type="send",
+                conversation="x" * 22,
+                client_id=client_id(),
+                text=f"{VISITOR_EMAIL} {PHONE_INTL}",
+            )
             assert (await v.expect("error"))["code"] == "not_found"
         finally:
             await v.close()
@@ -109,24 +123,48 @@ def chat_log(debug_server: LiveServer) -> str:
         created = http.post(
             "/api/widget/enquiry",
             headers={"Origin": SHOP},
-            json={"site": site_key, "host": SHOP, "name": ENQUIRY_NAME, "contact": ENQUIRY_EMAIL,
-                  "message": f"Please ring {ENQUIRY_PHONE} or email {ENQUIRY_EMAIL}"},
+            json={
+                "site": site_key,
+                "host": SHOP,
+                "name": ENQUIRY_NAME,
+                "contact": ENQUIRY_EMAIL,
+                "message": f"Please ring {ENQUIRY_PHONE} or email {ENQUIRY_EMAIL}",
+            },
         )
         assert created.status_code == 201, created.text
         refused = http.post(  # a refused enquiry (wrong origin) is logged too
             "/api/widget/enquiry",
             headers={"Origin": "https://evil.example"},
-            json={"site": site_key, "host": SHOP, "name": ENQUIRY_NAME, "contact": ENQUIRY_EMAIL,
-                  "message": ENQUIRY_PHONE},
+            json={
+                "site": site_key,
+                "host": SHOP,
+                "name": ENQUIRY_NAME,
+                "contact": ENQUIRY_EMAIL,
+                "message": ENQUIRY_PHONE,
+            },
         )
         assert refused.status_code == 403
         invalid = http.post(  # and a validation error echoing the input back
             "/api/widget/enquiry",
             headers={"Origin": SHOP},
-            json={"site": site_key, "host": SHOP, "name": ENQUIRY_NAME * 10,
-                  "contact": ENQUIRY_EMAIL, "message": ENQUIRY_PHONE},
+            json={
+                "site": site_key,
+                "host": SHOP,
+                "name": ENQUIRY_NAME * 10,
+                "contact": ENQUIRY_EMAIL,
+                "message": ENQUIRY_PHONE,
+            },
         )
         assert invalid.status_code == 422
+    # Operators search their history for a visitor's contact details: the terms travel in the
+    # query string, which an access log would record (percent-encoded, past a naive redactor).
+    http = s.login(operator)
+    try:
+        for term in (VISITOR_EMAIL, VISITOR_NAME, PHONE_INTL):
+            assert http.get("/console/history", params={"q": term}).status_code == 200
+            assert http.get("/api/conversations", params={"q": term}).status_code == 200
+    finally:
+        http.close()
     s.stop()  # flush everything, including the shutdown lines
     return s.logs()
 
@@ -151,10 +189,19 @@ def test_server_log_carries_no_message_text(chat_log: str) -> None:
         assert not leaked, f"{fragment!r} is in the server log:\n" + "\n".join(leaked)
 
 
+def test_access_log_carries_no_search_terms(chat_log: str) -> None:
+    """Even at the default level: the access log records the path and query of every request."""
+    access = "\n".join(line for line in chat_log.splitlines() if "uvicorn.access" in line)
+    assert "GET /console/history" in access  # the searches were logged...
+    for term in (VISITOR_EMAIL, VISITOR_NAME, PHONE_INTL):
+        leaked = _leaked_lines(access, term)
+        assert not leaked, f"{term!r} is in the access log:\n" + "\n".join(leaked)
+
+
 def _leaked_lines(log: str, value: str) -> list[str]:
-    """The log lines containing ``value`` (case-insensitive), shortened for the report."""
-    needle = value.lower()
-    hits = [line for line in log.splitlines() if needle in line.lower()]
+    """The log lines containing ``value`` as typed or URL-encoded (case-insensitive)."""
+    needles = {value.lower(), quote(value).lower(), quote_plus(value).lower()}
+    hits = [line for line in log.splitlines() if any(n in line.lower() for n in needles)]
     return [line[:400] for line in hits[:5]]
 
 
@@ -207,7 +254,7 @@ def test_redact_masks_phone_numbers(text: str) -> None:
     ],
 )
 def test_redact_masks_phone_numbers_next_to_punctuation(line: str) -> None:
-    """Sentence-final and ``label:number`` phone numbers are the most common way people write them."""
+    """Sentence-final and ``label:number`` phone numbers: the commonest ways people write them."""
     out = redact(line)
     assert "900123" not in out, out
     assert "[phone]" in out

@@ -10,13 +10,17 @@ from __future__ import annotations
 import logging
 import re
 
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-#: Digit runs with phone punctuation; dots are excluded so IP addresses and versions survive.
-_PHONE = re.compile(r"(?<![\w.:])\+?\d[\d\s()/-]{5,}\d(?![\w.:])")
+_EMAIL = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}")
+#: Digit runs with phone punctuation. Dots are excluded so IP addresses and versions survive,
+#: and a digit run glued to ``:`` and a digit is a time or a port, not a phone number.
+_PHONE = re.compile(r"(?<![\w.])(?<!\d:)\+?\d[\d\s()/-]{5,}\d(?!\w|[.:]\d)")
 _MIN_PHONE_DIGITS = 7
-
-
+#: A bare run of digits (no +, no leading 0, no separators) shorter than this is a counter or a
+#: process id, not a phone number; numbers written the way people write phones are masked.
+_BARE_DIGITS_MIN = 9
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+#: Third-party loggers whose DEBUG output carries SQL parameters or raw frames.
+_OWN_LOGGERS = ("confide",)
 
 
 def _phone(match: re.Match[str]) -> str:
@@ -24,7 +28,11 @@ def _phone(match: re.Match[str]) -> str:
     if _DATE.match(text):  # an ISO date, not a phone number
         return text
     digits = sum(ch.isdigit() for ch in text)
-    return "[phone]" if digits >= _MIN_PHONE_DIGITS else text
+    if digits < _MIN_PHONE_DIGITS:
+        return text
+    if text.isdigit() and not text.startswith("0") and digits < _BARE_DIGITS_MIN:
+        return text
+    return "[phone]"
 
 
 def redact(text: str) -> str:
@@ -32,7 +40,20 @@ def redact(text: str) -> str:
 
 
 class RedactPersonalData(logging.Filter):
+    """Masks emails and phone numbers, drops other libraries' DEBUG records (aiosqlite logs SQL
+    parameters, uvicorn logs WebSocket frames) and query strings in access logs (searches)."""
+
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.INFO and not record.name.startswith(_OWN_LOGGERS):
+            return False
+        if (
+            record.name == "uvicorn.access"
+            and isinstance(record.args, tuple)
+            and len(record.args) >= 3
+        ):
+            args = list(record.args)
+            args[2] = str(args[2]).split("?", 1)[0]
+            record.args = tuple(args)
         message = record.getMessage()
         cleaned = redact(message)
         if cleaned != message:

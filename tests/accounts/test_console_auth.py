@@ -86,8 +86,10 @@ def test_sign_in_sets_a_httponly_samesite_lax_session(browser: httpx.Client, wor
     token = SimpleCookie(header)["confide_session"].value
     assert len(token) >= 32  # an unguessable secret, not an id
     # The one-off login CSRF cookie is cleared.
-    assert any("max-age=0" in c.lower() or "expires=" in c.lower()
-               for c in _set_cookies(response, "confide_login_csrf"))
+    assert any(
+        "max-age=0" in c.lower() or "expires=" in c.lower()
+        for c in _set_cookies(response, "confide_login_csrf")
+    )
     # The session works.
     me = browser.get("/api/me")
     assert me.status_code == 200
@@ -129,6 +131,21 @@ def test_empty_form_is_401_not_500(browser: httpx.Client) -> None:
     assert _error(response) == WRONG_CREDENTIALS
 
 
+def test_overlong_password_gets_the_login_page_not_json(
+    browser: httpx.Client, world: World
+) -> None:
+    """The form allows 1,024 characters (``maxlength``); whatever fits must get the page back."""
+    form = browser.get("/console/login")
+    assert 'maxlength="1024"' in form.text
+    response = browser.post(
+        "/console/login",
+        data={"email": world.admin.email, "password": "p" * 1024, "csrf_token": _csrf(form)},
+    )
+    assert response.status_code == 401, response.text[:300]
+    assert response.headers["content-type"].startswith("text/html")
+    assert _error(response) == WRONG_CREDENTIALS
+
+
 # --- CSRF -------------------------------------------------------------------------------------
 
 
@@ -149,13 +166,18 @@ def test_login_without_the_right_csrf_token_is_403(
 
 def test_login_csrf_token_is_bound_to_the_browser(live_server: LiveServer, world: World) -> None:
     """A token from one browser's form is useless in another (login CSRF)."""
-    with httpx.Client(base_url=live_server.url, timeout=10) as attacker, \
-         httpx.Client(base_url=live_server.url, timeout=10) as victim:
+    with (
+        httpx.Client(base_url=live_server.url, timeout=10) as attacker,
+        httpx.Client(base_url=live_server.url, timeout=10) as victim,
+    ):
         token = _csrf(attacker.get("/console/login"))
         response = victim.post(
             "/console/login",
-            data={"email": world.operator_a.email, "password": world.operator_a.password,
-                  "csrf_token": token},
+            data={
+                "email": world.operator_a.email,
+                "password": world.operator_a.password,
+                "csrf_token": token,
+            },
         )
         assert response.status_code == 403
         assert not _set_cookies(response, "confide_session")
@@ -244,7 +266,7 @@ def test_password_hash_is_argon2id(live_server: LiveServer, world: World) -> Non
         try:
             async with db.session(Scope.system()) as s:
                 rows = await s.execute(select(User.email, User.password_hash))
-                return {email: pw for email, pw in rows.all()}
+                return dict(rows.all())
         finally:
             await db.dispose()
 

@@ -66,7 +66,9 @@ def test_readyz(http: httpx.Client) -> None:
 
 
 @pytest.mark.pg
-def test_readyz_is_503_when_the_database_goes_away(tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_readyz_is_503_when_the_database_goes_away(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
     """Drop the server's PostgreSQL database under it: /readyz turns 503, /healthz stays 200."""
     import asyncpg  # type: ignore[import-untyped]
 
@@ -81,7 +83,9 @@ def test_readyz_is_503_when_the_database_goes_away(tmp_path_factory: pytest.Temp
                 name = url.rsplit("/", 1)[1]
 
                 async def drop() -> None:
-                    conn = await asyncpg.connect(PG_ADMIN_URL.replace("postgresql+asyncpg://", "postgresql://"))
+                    conn = await asyncpg.connect(
+                        PG_ADMIN_URL.replace("postgresql+asyncpg://", "postgresql://")
+                    )
                     try:
                         await conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
                     finally:
@@ -187,7 +191,9 @@ def test_csp_nonce_is_fresh_per_response(http: httpx.Client) -> None:
     assert "'nonce-" in one and one != two
 
 
-def test_widget_frame_may_be_framed_only_by_the_sites_origins(http: httpx.Client, world: World) -> None:
+def test_widget_frame_may_be_framed_only_by_the_sites_origins(
+    http: httpx.Client, world: World
+) -> None:
     response = http.get("/widget/frame", params={"site": world.site_a})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
@@ -278,7 +284,8 @@ def test_enquiry_from_a_foreign_origin_is_403(
 
 def test_enquiry_for_an_unknown_site_is_404(http: httpx.Client, world: World) -> None:
     response = http.post(
-        "/api/widget/enquiry", json=_enquiry(world, site="site_doesnotexist0000"),
+        "/api/widget/enquiry",
+        json=_enquiry(world, site="site_doesnotexist0000"),
         headers={"Origin": ORIGIN_A},
     )
     assert response.status_code == 404
@@ -313,8 +320,9 @@ def test_enquiry_with_missing_or_oversized_fields_is_422(
 
 def test_enquiry_that_is_not_json_is_422(http: httpx.Client) -> None:
     response = http.post(
-        "/api/widget/enquiry", content=b"name=x", headers={"Origin": ORIGIN_A,
-                                                            "Content-Type": "application/json"},
+        "/api/widget/enquiry",
+        content=b"name=x",
+        headers={"Origin": ORIGIN_A, "Content-Type": "application/json"},
     )
     assert response.status_code == 422
 
@@ -326,8 +334,12 @@ def test_enquiry_appears_in_the_operators_queue(http: httpx.Client, world: World
         try:
             response = http.post(
                 "/api/widget/enquiry",
-                json=_enquiry(world, name="Quentin Queue", contact="+44 113 496 0000",
-                              message="Please call me about finance."),
+                json=_enquiry(
+                    world,
+                    name="Quentin Queue",
+                    contact="+44 113 496 0000",
+                    message="Please call me about finance.",
+                ),
                 headers={"Origin": ORIGIN_A},
             )
             assert response.status_code == 201, response.text

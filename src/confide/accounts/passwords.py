@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _hasher = PasswordHasher()
 MIN_PASSWORD_LENGTH = 10
+#: One limit for the sign-in form, the page and account creation (argon2 takes any length;
+#: this only stops absurd inputs).
+MAX_PASSWORD_LENGTH = 1024
 
-#: Verified against when the email is unknown, so a wrong email costs the same time as a
-#: wrong password and timing does not reveal which accounts exist.
-_DUMMY_HASH = _hasher.hash("confide-timing-equaliser")
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """Verified against when the email is unknown, so a wrong email costs the same time as a
+    wrong password. Computed on first use, not on import (every CLI command would pay)."""
+    return _hasher.hash("confide-timing-equaliser")
 
 
 def hash_password(password: str) -> str:
@@ -19,6 +27,8 @@ def hash_password(password: str) -> str:
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return (
+            _hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
+        )
     except (VerificationError, InvalidHashError):
         return False

@@ -128,6 +128,12 @@ def site_create(
     greeting: Annotated[
         str | None, typer.Option("--greeting", help="First line visitors see.")
     ] = None,
+    consent_mode: Annotated[
+        str,
+        typer.Option(
+            "--consent-mode", help="opt-in (UK/EU: nothing tracked before consent) or notice."
+        ),
+    ] = "opt-in",
     public_url: Annotated[
         str,
         typer.Option(
@@ -142,13 +148,55 @@ def site_create(
     site = run_service(
         database_url,
         lambda ctx: ctx.sites.create_site(
-            organisation_id=org, name=name, origins=origin, greeting=greeting
+            organisation_id=org,
+            name=name,
+            origins=origin,
+            greeting=greeting,
+            consent_mode=consent_mode,
         ),
     )
     typer.echo(site.key)
     typer.echo(f"Site id: {site.id}", err=True)
     typer.echo("Embed snippet:", err=True)
     typer.echo("  " + embed_snippet(public_url.rstrip("/"), site), err=True)
+
+
+@site_app.command("configure")
+def site_configure(
+    site: Annotated[str, typer.Option("--site", help="Site key or id.")],
+    consent_mode: Annotated[
+        str | None, typer.Option("--consent-mode", help="opt-in or notice.")
+    ] = None,
+    invite_rule: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--invite-rule",
+            help='PATH:SECONDS:TEXT, e.g. "/used-cars/*:30:Need a hand?" (repeatable).',
+        ),
+    ] = None,
+    clear_rules: Annotated[
+        bool, typer.Option("--clear-rules", help="Remove every invitation rule.")
+    ] = False,
+    database_url: DbOpt = DEFAULT_DATABASE_URL,
+) -> None:
+    """Change a site's consent mode or its automatic chat invitations."""
+    rules: list[dict[str, object]] | None = [] if clear_rules else None
+    for raw in invite_rule or []:
+        path, _, rest = raw.partition(":")
+        seconds, _, text = rest.partition(":")
+        if not seconds.isdigit():
+            fail(f"Invalid --invite-rule {raw!r}: use PATH:SECONDS:TEXT.")
+        rules = [*(rules or []), {"path": path, "seconds": int(seconds), "text": text}]
+
+    async def configure(ctx: Any) -> Any:
+        site_id = await _site_id(ctx, site)
+        return await ctx.sites.configure(site_id, consent_mode=consent_mode, invite_rules=rules)
+
+    updated = run_service(database_url, configure)
+    typer.echo(
+        f"{updated.key}: consent mode {updated.consent_mode}, "
+        f"{len(updated.invite_rules)} invitation rule(s)"
+    )
 
 
 @site_app.command("list")

@@ -73,6 +73,10 @@ def _is_visit(v: Any) -> bool:
     return isinstance(v, str) and bool(_VISIT_ID.match(v))
 
 
+def _is_invitation(v: Any) -> bool:
+    return isinstance(v, str) and len(v) <= 500
+
+
 def _is_name(v: Any) -> bool:
     return isinstance(v, str) and len(v) <= MAX_NAME_CHARS
 
@@ -111,6 +115,7 @@ CLIENT_FRAMES: Final[dict[str, dict[str, Spec]]] = {
         "join": {**_CONV, "after": (_is_seq, False)},
         "leave": _CONV,
         "close": _CONV,
+        "invite": {"visit": (_is_visit, True), "text": (_is_invitation, False)},
         "ping": {},
     },
 }

@@ -14,6 +14,9 @@ from confide.storage.engine import Database
 from confide.storage.scope import Scope
 
 DEFAULT_GREETING = "Hi! How can we help you today?"
+#: opt-in: nothing is tracked before consent (UK/EU default); notice: tracking with an opt-out.
+CONSENT_MODES = ("opt-in", "notice")
+MAX_RULES = 20
 
 
 class SiteService:
@@ -23,7 +26,13 @@ class SiteService:
         self._by_key: dict[str, Site] = {}
 
     async def create_site(
-        self, *, organisation_id: str, name: str, origins: list[str], greeting: str | None = None
+        self,
+        *,
+        organisation_id: str,
+        name: str,
+        origins: list[str],
+        greeting: str | None = None,
+        consent_mode: str = "opt-in",
     ) -> Site:
         name = name.strip()
         if not 1 <= len(name) <= 200:
@@ -33,6 +42,8 @@ class SiteService:
                 "A site needs at least one allowed origin (e.g. https://example.com)."
             )
         allowed = sorted({normalise_origin(o) for o in origins})
+        if consent_mode not in CONSENT_MODES:
+            raise InvalidInput("consent mode must be 'opt-in' or 'notice'.")
         greeting = (greeting or DEFAULT_GREETING).strip()
         if len(greeting) > 500:
             raise InvalidInput("The greeting is limited to 500 characters.")
@@ -46,9 +57,35 @@ class SiteService:
                 name=name,
                 greeting=greeting,
                 allowed_origins=allowed,
+                consent_mode=consent_mode,
+                invite_rules=[],
                 created_at=utcnow(),
             )
             s.add(site)
+        return site
+
+    async def configure(
+        self,
+        site_id: str,
+        *,
+        consent_mode: str | None = None,
+        invite_rules: list[dict[str, object]] | None = None,
+    ) -> Site:
+        """Change a site's consent mode or automatic invitation rules."""
+        if consent_mode is not None and consent_mode not in CONSENT_MODES:
+            raise InvalidInput("consent mode must be 'opt-in' or 'notice'.")
+        rules = [validate_rule(r) for r in invite_rules] if invite_rules is not None else None
+        if rules is not None and len(rules) > MAX_RULES:
+            raise InvalidInput(f"At most {MAX_RULES} invitation rules per site.")
+        async with self.db.session(Scope.system()) as s:
+            site = await s.get(Site, site_id)
+            if site is None:
+                raise NotFound("No such site.")
+            if consent_mode is not None:
+                site.consent_mode = consent_mode
+            if rules is not None:
+                site.invite_rules = rules
+        self._by_key.pop(site.key, None)
         return site
 
     async def by_key(self, key: str) -> Site:
@@ -87,6 +124,18 @@ class SiteService:
             return normalise_origin(origin) in site.allowed_origins
         except InvalidInput:
             return False
+
+
+def validate_rule(rule: dict[str, object]) -> dict[str, object]:
+    """``{"path": "/used-cars/*", "seconds": 30, "text": "…"}``: a path glob, a dwell time."""
+    path, seconds, text = rule.get("path"), rule.get("seconds"), rule.get("text")
+    if not isinstance(path, str) or not path.startswith("/") or len(path) > 200:
+        raise InvalidInput("An invitation rule needs a path starting with / (e.g. /used-cars/*).")
+    if not isinstance(seconds, int) or isinstance(seconds, bool) or not 0 <= seconds <= 3600:
+        raise InvalidInput("An invitation rule needs seconds between 0 and 3600.")
+    if not isinstance(text, str) or not 1 <= len(text.strip()) <= 300:
+        raise InvalidInput("An invitation rule needs a text of 1 to 300 characters.")
+    return {"path": path, "seconds": seconds, "text": text.strip()}
 
 
 def embed_snippet(base_url: str, site: Site) -> str:

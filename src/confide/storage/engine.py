@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
@@ -30,7 +31,7 @@ def normalise_url(url: str) -> str:
         parsed = make_url(url)
     except ArgumentError:
         raise ValueError(
-            f"not a database URL: {url!r} (use sqlite:///path.db or postgresql://user@host/db)"
+            "not a database URL (use sqlite:///path.db or postgresql://user@host/db)"
         ) from None
     if parsed.drivername in ("sqlite", "sqlite+pysqlite"):
         parsed = parsed.set(drivername="sqlite+aiosqlite")
@@ -38,6 +39,10 @@ def normalise_url(url: str) -> str:
         parsed = parsed.set(drivername="postgresql+asyncpg")
     if parsed.drivername not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
         raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}")
+    if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
+        folder = Path(parsed.database).expanduser().resolve().parent
+        if not folder.is_dir():
+            raise ValueError(f"the folder for the SQLite file does not exist: {folder}")
     return parsed.render_as_string(hide_password=False)
 
 

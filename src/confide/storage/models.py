@@ -4,13 +4,21 @@ from confide.accounts.models import ConsoleSession, Organisation, SiteAssignment
 from confide.chat.models import Conversation, Message, Visitor
 from confide.sites.models import Site
 from confide.storage.base import Base
-from confide.tracking.models import DailyStat, OptOut, PageView, SiteVisitor, Visit
+from confide.tracking.models import (
+    DailyStat,
+    Invitation,
+    OptOut,
+    PageView,
+    SiteVisitor,
+    Visit,
+)
 
 __all__ = [
     "Base",
     "ConsoleSession",
     "Conversation",
     "DailyStat",
+    "Invitation",
     "Message",
     "OptOut",
     "Organisation",

@@ -156,3 +156,21 @@ class DailyStat(SiteScoped, Base):
     pageviews: Mapped[int] = field(Integer, default=0, **_OPS)
     seconds: Mapped[int] = field(Integer, default=0, **_OPS)
     chats: Mapped[int] = field(Integer, default=0, **_OPS)
+
+
+class Invitation(SiteScoped, Base):
+    """An operator's proactive invitation to a browsing visitor, handed over on the next beacon."""
+
+    __tablename__ = "invitations"
+    __table_args__ = (Index("ix_invitations_visit", "visit_id", "delivered_at"),)
+
+    id: Mapped[int] = field(Integer, primary_key=True, autoincrement=True, **_ID)
+    organisation_id: Mapped[str] = field(ForeignKey("organisations.id", ondelete="CASCADE"), **_ID)
+    site_id: Mapped[str] = field(ForeignKey("sites.id", ondelete="CASCADE"), **_ID)
+    visit_id: Mapped[str] = field(ForeignKey("visits.id", ondelete="CASCADE"), **_ID)
+    text: Mapped[str] = field(
+        String(500), category="system.content.invitation", retention="behaviour"
+    )
+    from_name: Mapped[str] = field(String(100), category="system.operations", retention="behaviour")
+    created_at: Mapped[datetime] = field(UTCDateTime, **_OPS)
+    delivered_at: Mapped[datetime | None] = field(UTCDateTime, nullable=True, **_OPS)

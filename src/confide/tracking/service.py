@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from confide.chat import recipients
 from confide.clock import utcnow
-from confide.errors import NotFound
+from confide.errors import InvalidState, NotFound
 from confide.ids import new_id, secret_hash
 from confide.realtime.broker import Broker, Event
 from confide.sites.models import Site
@@ -27,12 +27,14 @@ from confide.tracking import urls
 from confide.tracking.events import Beacon
 from confide.tracking.events import Event as Hit
 from confide.tracking.geo import GeoLocator
-from confide.tracking.models import OptOut, PageView, SiteVisitor, Visit
+from confide.tracking.models import Invitation, OptOut, PageView, SiteVisitor, Visit
 from confide.tracking.useragent import reduce
 from confide.tracking.useragent import warm as warm_agents
 
 #: A visit counts as "on the site now" while beacons keep coming (the widget pings every 15 s).
 LIVE_WINDOW = timedelta(minutes=2)
+#: An invitation not picked up by a beacon within this time is stale (the visitor has moved on).
+INVITATION_TTL = timedelta(minutes=5)
 
 
 @dataclass
@@ -40,6 +42,7 @@ class IngestResult:
     accepted: int = 0
     rejected: list[dict[str, Any]] = field(default_factory=list)
     honoured: str | None = None  # "gpc", "dnt", "consent", "bot": why nothing was recorded
+    invite: dict[str, str] | None = None  # an operator's invitation waiting for this visit
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,48 @@ class TrackingService:
         result.accepted = len(beacon.events)
         if visit is not None:
             await self._publish_live(site, visit)
+            result.invite = await self._take_invitation(beacon.visit)
         return result
+
+    async def invite(
+        self, scope: Scope, site_ids: frozenset[str], visit_id: str, text: str, from_name: str
+    ) -> None:
+        """Queue an invitation for a visitor browsing one of the inviter's sites right now."""
+        text = text.strip()[:500] or "Hi! Can we help you with anything?"
+        async with self.db.session(scope) as s:
+            visit = await s.scalar(select(Visit).where(Visit.id == visit_id))
+            if visit is None or (visit.site_id not in site_ids and not scope.unrestricted):
+                raise NotFound("No such visitor.")
+            if visit.last_seen_at < utcnow() - LIVE_WINDOW:
+                raise InvalidState("This visitor has left the site.")
+            s.add(
+                Invitation(
+                    organisation_id=visit.organisation_id,
+                    site_id=visit.site_id,
+                    visit_id=visit.id,
+                    text=text,
+                    from_name=from_name[:100],
+                    created_at=utcnow(),
+                )
+            )
+
+    async def _take_invitation(self, visit_id: str) -> dict[str, str] | None:
+        """The oldest undelivered, unexpired invitation for the visit, marked delivered."""
+        async with self.db.session(Scope.system()) as s:
+            invitation = await s.scalar(
+                select(Invitation)
+                .where(
+                    Invitation.visit_id == visit_id,
+                    Invitation.delivered_at.is_(None),
+                    Invitation.created_at >= utcnow() - INVITATION_TTL,
+                )
+                .order_by(Invitation.id)
+                .limit(1)
+            )
+            if invitation is None:
+                return None
+            invitation.delivered_at = utcnow()
+            return {"text": invitation.text, "from": invitation.from_name}
 
     async def _record(
         self, site: Site, beacon: Beacon, request: Request, agent: Any

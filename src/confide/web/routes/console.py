@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from confide.accounts.passwords import MAX_PASSWORD_LENGTH
 from confide.accounts.principal import Principal
 from confide.errors import AuthenticationFailed, Forbidden, LockedOut
 from confide.ids import new_secret
@@ -69,7 +70,7 @@ async def login(
     request: Request,
     ctx: Ctx,
     email: Annotated[str, Form(max_length=320)] = "",
-    password: Annotated[str, Form(max_length=1000)] = "",
+    password: Annotated[str, Form(max_length=MAX_PASSWORD_LENGTH)] = "",
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")

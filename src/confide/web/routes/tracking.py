@@ -73,6 +73,7 @@ async def ingest(request: Request, ctx: Ctx) -> Response:
         "accepted": result.accepted,
         "rejected": result.rejected,
         "honoured": result.honoured,
+        "invite": result.invite,
     }
     return _json(payload, 202, cors)
 

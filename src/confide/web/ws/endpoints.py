@@ -236,6 +236,19 @@ async def console_socket(ws: WebSocket) -> None:
             return
         if await session.common(principal, frame):
             return
+        if frame.type == "invite":
+            await ctx.tracking.invite(
+                principal.scope,
+                principal.site_ids,
+                data["visit"],
+                data.get("text", ""),
+                principal.name,
+            )
+            invited: dict[str, Any] = {"type": "invited", "visit": data["visit"]}
+            if frame.ref:
+                invited["ref"] = frame.ref
+            conn.send(invited)
+            return
         ref = await session.ref(principal, data["conversation"])
         if frame.type == "join":
             ctx.hub.subscribe(conn, recipients.conversation_agents(ref.id))

@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-25 20:50:52.608450
+Create Date: 2026-11-25 20:53:47.410946
 """
 
 from __future__ import annotations
@@ -157,6 +157,36 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "invitations",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("organisation_id", sa.String(length=32), nullable=False),
+        sa.Column("site_id", sa.String(length=32), nullable=False),
+        sa.Column("visit_id", sa.String(length=32), nullable=False),
+        sa.Column("text", sa.String(length=500), nullable=False),
+        sa.Column("from_name", sa.String(length=100), nullable=False),
+        sa.Column("created_at", confide.storage.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("delivered_at", confide.storage.base.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["organisation_id"],
+            ["organisations.id"],
+            name=op.f("fk_invitations_organisation_id_organisations"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["site_id"], ["sites.id"], name=op.f("fk_invitations_site_id_sites"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["visit_id"],
+            ["visits.id"],
+            name=op.f("fk_invitations_visit_id_visits"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_invitations")),
+    )
+    with op.batch_alter_table("invitations", schema=None) as batch_op:
+        batch_op.create_index("ix_invitations_visit", ["visit_id", "delivered_at"], unique=False)
+
+    op.create_table(
         "page_views",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("organisation_id", sa.String(length=32), nullable=False),
@@ -215,6 +245,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_page_views_site_at")
 
     op.drop_table("page_views")
+    with op.batch_alter_table("invitations", schema=None) as batch_op:
+        batch_op.drop_index("ix_invitations_visit")
+
+    op.drop_table("invitations")
     with op.batch_alter_table("visits", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_visits_site_visitor_id"))
         batch_op.drop_index("ix_visits_site_last_seen")
