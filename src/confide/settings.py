@@ -41,3 +41,5 @@ class Settings(BaseSettings):
     rollup_interval_s: float = Field(default=60.0, ge=0.0)
     #: Set by `confide demo`: the site whose widget the /demo/ pages embed.
     demo_site_key: str = ""
+    #: The second demo site (another dealership) at /demo/east/: proves identifiers stay per site.
+    demo_east_site_key: str = ""

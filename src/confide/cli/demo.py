@@ -18,9 +18,14 @@ OPERATOR_PASSWORD = "demo-operator-pass"  # noqa: S105 (a demo login, printed on
 GREETING = "Hi! Looking for your next car? Ask us anything — a real person will answer."
 
 
+DEMO_EAST_SITE = "Demo Motors - Eastside"
+EAST_GREETING = "Welcome to Eastside! Ask about part-exchange, finance or a test drive."
+
+
 @dataclass(frozen=True)
 class Seeded:
     site_key: str
+    east_site_key: str
     email: str
     password: str
 
@@ -37,6 +42,13 @@ async def seed_demo(ctx: AppContext, base_url: str, port: int) -> Seeded:
             )
             if site is not None:
                 site.allowed_origins = sorted(set(site.allowed_origins) | origins)
+        east = None
+        if org is not None:
+            east = await s.scalar(
+                select(Site).where(Site.organisation_id == org.id, Site.name == DEMO_EAST_SITE)
+            )
+            if east is not None:
+                east.allowed_origins = sorted(set(east.allowed_origins) | origins)
         user = await s.scalar(select(User).where(User.email == OPERATOR_EMAIL))
     if org is None:
         org = await ctx.accounts.create_organisation(DEMO_ORG)
@@ -44,12 +56,32 @@ async def seed_demo(ctx: AppContext, base_url: str, port: int) -> Seeded:
         site = await ctx.sites.create_site(
             organisation_id=org.id, name=DEMO_SITE, origins=sorted(origins), greeting=GREETING
         )
+    if east is None:
+        east = await ctx.sites.create_site(
+            organisation_id=org.id,
+            name=DEMO_EAST_SITE,
+            origins=sorted(origins),
+            greeting=EAST_GREETING,
+            consent_mode="notice",
+        )
+        await ctx.sites.configure(
+            east.id,
+            invite_rules=[
+                {
+                    "path": "/demo/east*",
+                    "seconds": 20,
+                    "text": "Looking at part-exchange? We can value your car in minutes.",
+                }
+            ],
+        )
     if user is None:
         await ctx.accounts.create_user(
             email=OPERATOR_EMAIL,
             name="Olivia (Operator)",
             role=Role.OPERATOR,
             password=OPERATOR_PASSWORD,
-            site_ids=[site.id],
+            site_ids=[site.id, east.id],
         )
-    return Seeded(site.key, OPERATOR_EMAIL, OPERATOR_PASSWORD)
+    else:
+        await ctx.accounts.assign_site(user.id, east.id)
+    return Seeded(site.key, east.key, OPERATOR_EMAIL, OPERATOR_PASSWORD)

@@ -93,7 +93,13 @@ def demo(
         f"  Site key             : {seeded.site_key}\n"
         f"  Database             : {database_url}\n"
     )
-    run_server(_settings(database_url, demo_site_key=seeded.site_key), host, port)
+    run_server(
+        _settings(
+            database_url, demo_site_key=seeded.site_key, demo_east_site_key=seeded.east_site_key
+        ),
+        host,
+        port,
+    )
 
 
 @org_app.command("create")

@@ -11,7 +11,12 @@ from confide.web.routes.widget import public_base
 
 router = APIRouter(include_in_schema=False)
 
-PAGES = {"": "demo/index.html", "used-cars": "demo/used-cars.html", "contact": "demo/contact.html"}
+PAGES = {
+    "": "demo/index.html",
+    "used-cars": "demo/used-cars.html",
+    "contact": "demo/contact.html",
+    "east": "demo/east.html",
+}
 
 
 @router.get("/demo")
@@ -21,8 +26,10 @@ async def demo_root() -> RedirectResponse:
 
 @router.get("/demo/{page:path}", response_class=HTMLResponse)
 async def demo_page(request: Request, ctx: Ctx, page: str) -> Response:
-    template = PAGES.get(page.strip("/"))
-    if template is None or not ctx.settings.demo_site_key:
+    name = page.strip("/")
+    template = PAGES.get(name)
+    key = ctx.settings.demo_east_site_key if name == "east" else ctx.settings.demo_site_key
+    if template is None or not key:
         raise NotFound("There is no such demo page.")
     base = public_base(request, ctx)
     nonce = request.state.csp_nonce
@@ -30,7 +37,7 @@ async def demo_page(request: Request, ctx: Ctx, page: str) -> Response:
         request,
         template,
         {
-            "site_key": ctx.settings.demo_site_key,
+            "site_key": key,
             "widget_src": f"{base}/widget.js",
             "csp_nonce": nonce,
         },
