@@ -18,9 +18,11 @@ app = typer.Typer(
 org_app = typer.Typer(help="Client organisations.", no_args_is_help=True)
 site_app = typer.Typer(help="Sites (websites with the widget).", no_args_is_help=True)
 user_app = typer.Typer(help="Users: admins, operators and client staff.", no_args_is_help=True)
+stats_app = typer.Typer(help="Analytics roll-ups.", no_args_is_help=True)
 app.add_typer(org_app, name="org")
 app.add_typer(site_app, name="site")
 app.add_typer(user_app, name="user")
+app.add_typer(stats_app, name="stats")
 
 DbOpt = Annotated[
     str,
@@ -287,6 +289,32 @@ def user_assign(
 
     run_service(database_url, assign)
     typer.echo("Assigned.")
+
+
+@stats_app.command("rollup")
+def stats_rollup(
+    days: Annotated[
+        int, typer.Option("--days", min=1, max=3660, help="How many days back from today.")
+    ] = 2,
+    database_url: DbOpt = DEFAULT_DATABASE_URL,
+) -> None:
+    """Recompute the daily analytics roll-ups (safe to interrupt and rerun)."""
+    from datetime import timedelta
+
+    from confide.clock import utcnow
+
+    today = utcnow().date()
+    wanted = [today - timedelta(days=n) for n in range(days - 1, -1, -1)]
+
+    async def rollup(ctx: Any) -> int:
+        total = 0
+        with typer.progressbar(wanted, label="Rolling up", show_pos=True) as bar:
+            for day in bar:
+                total += await ctx.reports.rollup([day])
+        return total
+
+    rows = run_service(database_url, rollup)
+    typer.echo(f"{rows} daily rows written for {days} day(s).")
 
 
 def main() -> None:
