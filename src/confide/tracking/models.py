@@ -103,6 +103,13 @@ class Visit(SiteScoped, Base):
         JSON, category="system.behaviour.campaign", retention="behaviour"
     )
     conversation_id: Mapped[str | None] = field(String(32), nullable=True, **_ID)
+    #: The page the visitor is on now, kept on the visit so the live list needs no join.
+    last_path: Mapped[str | None] = field(
+        String(512), nullable=True, category="system.behaviour.page", retention="behaviour"
+    )
+    last_title: Mapped[str | None] = field(
+        String(200), nullable=True, category="system.behaviour.page", retention="behaviour"
+    )
 
 
 class PageView(SiteScoped, Base):

@@ -16,7 +16,7 @@ from confide.logs import configure_logging
 from confide.settings import Settings
 from confide.web import errors
 from confide.web.context import AppContext
-from confide.web.routes import api, console, demo, health, tracking, widget
+from confide.web.routes import api, console, demo, health, portal, tracking, widget
 from confide.web.security import SecurityHeaders
 from confide.web.ws.endpoints import console_socket, widget_socket
 
@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health.router,
         widget.router,
         console.router,
+        portal.router,
         api.router,
         tracking.router,
         demo.router,

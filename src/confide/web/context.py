@@ -72,10 +72,12 @@ class AppContext:
         await self.broker.start(self.hub.deliver)
         self.writer.start()
         self.tracking.warm()
+        self.tracking.writer.start()
         self.rollup.start()
 
     async def stop(self) -> None:
         await self.rollup.stop()
+        await self.tracking.writer.stop()
         await self.writer.stop()
         await self.broker.stop()
         await self.db.dispose()

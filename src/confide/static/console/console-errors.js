@@ -12,6 +12,12 @@ const FRIENDLY = {
 };
 
 export function friendly(code, type, serverMessage) {
+  if (type === "invite") {
+    // tracking.md: not_found / invalid_state when the visitor has left (or was never ours).
+    if (code === "not_found") return "This visitor is no longer on your sites. Invitation not sent.";
+    if (code === "invalid_state") return "This visitor has left the site. Invitation not sent.";
+    if (code === "rate_limited") return "You're going a little fast. Try again in a moment.";
+  }
   if (code === "invalid_state") {
     if (type === "accept") return "This chat was already accepted by someone else, or closed.";
     if (type === "send") return "This chat is closed, so the message was not delivered.";

@@ -5,6 +5,7 @@
 import {
   cloneTemplate, slot, setText, setTime, parseTime, formatClock, formatAgo, paintOrg,
 } from "./console-util.js";
+import { VisitPanel } from "./console-visit.js";
 
 const STATE_LABEL = { waiting: "Waiting", active: "Active", closed: "Closed", unknown: "…" };
 
@@ -103,6 +104,7 @@ export class Pane {
     label.htmlFor = this.input.id;
     this.notices = slot(this.root, "notices");
     this.closeArmed = null;
+    this.visit = new VisitPanel(slot(this.root, "visit"), record.id);
 
     this.tab.addEventListener("click", () => cb.select());
     slot(this.tabWrap, "close").addEventListener("click", () => cb.hide());
@@ -188,8 +190,11 @@ export class Pane {
   }
 
   /** Header, tab and composer from the record and who we are. */
-  update(record, { user, canReply, unread }) {
+  update(record, { user, canReply, unread, visitId = null, visitLive = false }) {
     const d = record.data;
+    this.visit.setVisit(visitId);
+    this.visit.setLive(visitLive);
+    this.root.classList.toggle("has-visit", !!visitId);
     paintOrg(this.root, record.orgKey);
     paintOrg(this.tabWrap, record.orgKey);
     setText(slot(this.root, "org"), record.orgName || "Unknown organisation");
@@ -380,6 +385,7 @@ export class Pane {
 
   destroy() {
     clearTimeout(this.closeArmed);
+    this.visit.destroy();
     this.root.remove();
     this.tabWrap.remove();
   }

@@ -7,6 +7,8 @@
 //   console-alerts.js  chime + desktop notification for new waiting chats
 //   console-errors.js  server error codes in words an operator understands
 //   console-keys.js    keyboard shortcuts and the tabs' arrow keys
+//   console-visitors.js the Visitors view (who is browsing my sites now, invitations)
+//   console-visit.js   the Visit panel beside a chat (path and usage data of its visit)
 
 import { ConsoleSocket } from "./console-socket.js";
 import { Outbox } from "./console-outbox.js";
@@ -15,7 +17,8 @@ import { Pane, renderList } from "./console-ui.js";
 import {
   chime, notifyNewChat, setupNotifyButton, unlockAudioOnGesture, soundEnabled, setSoundEnabled,
 } from "./console-alerts.js";
-import { session, setText } from "./console-util.js";
+import { session, setText, siteLabel } from "./console-util.js";
+import { VisitorsView } from "./console-visitors.js";
 import { friendly } from "./console-errors.js";
 import { installKeyboard } from "./console-keys.js";
 
@@ -31,6 +34,8 @@ const TYPING_REFRESH_MS = 3000; // re-send typing:true at most this often while 
 const TYPING_IDLE_MS = 3500; // stop "typing" after this long without a keystroke
 const VISITOR_TYPING_TIMEOUT_MS = 8000; // hide "Visitor is typing…" if typing:false got lost
 const BASE_TITLE = document.title;
+const SECTION_TITLES = { chats: BASE_TITLE, visitors: BASE_TITLE.replace(/^Live chats/, "Visitors") };
+const SECTION_HEADINGS = { chats: "Live chats", visitors: "Visitors" };
 
 const store = new Store();
 const outbox = new Outbox(OUTBOX_KEY);
@@ -48,6 +53,33 @@ const visitorTypingTimers = new Map();
 const seenSent = new Map(); // conversation -> last seq we sent `seen` for
 const narrow = window.matchMedia("(max-width: 760px)");
 let siteFilter = "";
+let section = "chats"; // "chats" (queues and panes) or "visitors" (#visitors)
+let orgIds = new Map(); // organisation name -> id, learned from conversations (for the colour dot)
+
+const visitors = new VisitorsView(
+  {
+    list: $("visitor-list"),
+    empty: $("visitors-empty"),
+    meta: $("visitors-meta"),
+    heading: $("visitors-heading"),
+    announcer: $("visitors-announcer"),
+    navCount: $("nav-visitors-count"),
+    navSr: $("nav-visitors-sr"),
+  },
+  {
+    where: siteInfo,
+    conversationState: (id) => {
+      const state = store.get(id)?.state;
+      return state && state !== "unknown" ? state : null;
+    },
+    canOpen: (id) => !!store.get(id)?.data,
+    openChat: (id) => openPane(id),
+    invite: (visit, text) => sendRef({ type: "invite", visit, text }, { visit }),
+    visible: () => section === "visitors",
+    filter: () => siteFilter,
+    online: () => online,
+  },
+);
 
 const socket = new ConsoleSocket(app.dataset.wsUrl, {
   onFrame: handleFrame,
@@ -146,6 +178,8 @@ function handleFrame(f) {
     case "typing": return onTyping(f);
     case "seen": return onSeen(f);
     case "error": return onError(f);
+    case "visitor": return onVisitor(f);
+    case "invited": return onInvited(f);
     default: return undefined; // pong and future frames: nothing to do
   }
 }
@@ -191,6 +225,7 @@ function onWelcome(f) {
     }
   }
 
+  visitors.reset(f.visitors);
   if (first) restorePanes();
   for (const id of joinTargets()) ensureJoined(id);
   outbox.resetSent();
@@ -356,9 +391,29 @@ function onSeen(f) {
   panes.get(record.id)?.updateSeen(record);
 }
 
+/** A beacon arrived for a visit on one of my sites: add or update the visitor. */
+function onVisitor(f) {
+  const v = f.visitor;
+  if (!v || typeof v.id !== "string") return;
+  visitors.upsert(v);
+  for (const pane of panes.values()) if (pane.visit.visitId === v.id) pane.visit.refreshSoon();
+  refresh();
+}
+
+function onInvited(f) {
+  if (f.ref) refs.delete(f.ref);
+  if (typeof f.visit === "string") visitors.invited(f.visit);
+  refresh();
+}
+
 function onError(f) {
   const meta = f.ref ? refs.get(f.ref) : null;
   if (f.ref) refs.delete(f.ref);
+  if (meta?.type === "invite") {
+    visitors.inviteFailed(meta.visit, friendly(f.code, "invite", f.message));
+    refresh();
+    return;
+  }
   let conversation = meta?.conversation;
   const clientId = f.client_id || meta?.client_id;
   const entry = clientId ? outbox.get(clientId) : null;
@@ -452,6 +507,7 @@ function paneCallbacks(id) {
 }
 
 function select(id, focusTarget) {
+  if (focusTarget && section !== "chats") showSection("chats", { push: true });
   activeId = id;
   for (const [pid, pane] of panes) pane.setActive(pid === id);
   if (narrow.matches) app.dataset.view = "pane";
@@ -548,6 +604,10 @@ function refresh() {
 }
 
 function render() {
+  orgIds = new Map();
+  for (const r of store.records.values()) {
+    if (r.data?.organisation?.id != null && r.orgName) orgIds.set(r.orgName, r.data.organisation.id);
+  }
   const matches = (r) => !siteFilter || r.siteId === siteFilter;
   const waiting = store.inList("waiting").filter(matches).sort(byCreatedAsc);
   const mine = store.inList("mine").filter(matches).sort(byUpdatedDesc);
@@ -561,7 +621,17 @@ function render() {
   for (const [id, pane] of panes) {
     const record = store.get(id);
     if (!record) continue;
-    pane.update(record, { user: store.user, canReply: canReply(record), unread: record.unread });
+    // conversation.visit_id; until a conversation frame carries it, the live visitor whose
+    // conversation_id is this chat (remembered: the visitor may leave the live list).
+    if (!record.data?.visit_id && !record.visitHint) record.visitHint = visitors.visitOfConversation(id);
+    const visitId = record.data?.visit_id || record.visitHint || null;
+    pane.update(record, {
+      user: store.user,
+      canReply: canReply(record),
+      unread: record.unread,
+      visitId,
+      visitLive: !!(visitId && visitors.get(visitId)),
+    });
     if (record.detached) lockDetached(pane);
   }
   $("pane-tabs").hidden = panes.size === 0;
@@ -573,9 +643,76 @@ function render() {
     focusAfterRender = null;
   }
 
+  visitors.render();
+
   const unread = store.totalUnread();
-  document.title = unread ? `(${unread}) ${BASE_TITLE}` : BASE_TITLE;
+  const title = SECTION_TITLES[section] || BASE_TITLE;
+  document.title = unread ? `(${unread}) ${title}` : title;
 }
+
+/** Organisation and site of a site id, from welcome.sites, for the Visitors view. */
+function siteInfo(siteId) {
+  const site = store.sites.find((s) => String(s.id) === String(siteId));
+  if (!site) return { org: "", site: "", siteName: "", orgKey: "" };
+  const org = typeof site.organisation === "string" ? site.organisation : site.organisation?.name || "";
+  return {
+    org,
+    site: siteLabel(org, site.name),
+    siteName: site.name || "",
+    // The same hue as this organisation's chats (keyed by id) once a chat told us the id.
+    orgKey: orgIds.get(org) ?? org,
+  };
+}
+
+// ───────────────────────────── sections: Live chats / Visitors ─────────────────────────────
+
+function sectionFromUrl() {
+  return window.location.hash === "#visitors" ? "visitors" : "chats";
+}
+
+/**
+ * Show the chats (queues and panes) or the Visitors view. `push` records it in the history so
+ * Back returns; `focus` moves focus to the new section's heading (for keyboard and screen-reader
+ * users, who otherwise stay on a link whose page "changed" silently).
+ */
+function showSection(name, { push = false, focus = false } = {}) {
+  const changed = section !== name;
+  section = name;
+  if (push) {
+    const url = name === "visitors" ? "/console#visitors" : window.location.pathname;
+    if (window.location.pathname + window.location.hash !== url) history.pushState(null, "", url);
+  }
+  app.dataset.section = name;
+  $("visitors-view").hidden = name !== "visitors";
+  const current = name === "visitors" ? "visitors" : "live";
+  for (const a of document.querySelectorAll(".topnav a[data-nav]")) {
+    if (a.dataset.nav === current) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  setText($("page-heading"), SECTION_HEADINGS[name]);
+  if (focus) {
+    if (name === "visitors") $("visitors-heading").focus();
+    else if (activeId && panes.has(activeId) && (!narrow.matches || app.dataset.view === "pane")) {
+      panes.get(activeId).tab.focus();
+    } else focusList();
+  }
+  if (changed) {
+    visitors.render();
+    render();
+  }
+}
+
+// The brand and "Live chats" lead to this very page: switch sections instead of reloading it.
+const sectionLinks = '.topnav a[data-nav="live"], .topnav a[data-nav="visitors"], .topbar a.brand';
+for (const a of document.querySelectorAll(sectionLinks)) {
+  a.addEventListener("click", (e) => {
+    if (e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return; // new tab
+    e.preventDefault();
+    showSection(a.dataset.nav === "visitors" ? "visitors" : "chats", { push: true, focus: true });
+  });
+}
+window.addEventListener("popstate", () => showSection(sectionFromUrl(), { focus: true }));
+window.addEventListener("hashchange", () => showSection(sectionFromUrl(), { focus: true }));
 
 function counts(name, n, noun) {
   const badge = $(`${name}-count`);
@@ -657,6 +794,7 @@ function showStatus(state) {
   setText(el.querySelector(".conn-text"), STATUS_TEXT[state] || state);
   if (wasOnline !== online) {
     for (const id of panes.keys()) panes.get(id).renderPending(outbox.forConversation(id));
+    refresh(); // the Visitors view says when it is not updating
   }
 }
 
@@ -680,6 +818,7 @@ installKeyboard({
   select,
   hide: hidePane,
   focusList: () => {
+    if (section !== "chats") showSection("chats", { push: true });
     if (narrow.matches) app.dataset.view = "list";
     focusList();
   },
@@ -717,7 +856,14 @@ setupNotifyButton($("notify-offer"), $("notify-enable"));
 unlockAudioOnGesture();
 setInterval(refresh, 30000); // "waiting 3 min" keeps counting
 setInterval(flushOutbox, 5000); // resend anything unacked for RESEND_AFTER_MS
+setInterval(() => {
+  // Visitors leave the list 2 minutes after their last beacon; time on site ticks.
+  if (visitors.expire()) refresh();
+  visitors.tick();
+}, 1000);
 window.addEventListener("pagehide", () => persistPanes());
+
+showSection(sectionFromUrl());
 
 // Expose nothing globally except a debugging hook that carries no secrets.
 app.dataset.ready = "1";

@@ -57,13 +57,16 @@ const S = {
   host: null,
   page: null,
   private: false, // DNT or GPC: do not send the page path
+  signals: { dnt: false, gpc: false },
+  invite: null, // an invitation waiting in the teaser: {text, from}
+  invited: saved.invited || null, // the invitation the visitor took up, shown above the transcript
 };
 
 function persist() {
-  const { token, conv, lastSeq, seenByAgent, seenSent, unread, open, announced, site } = S;
+  const { token, conv, lastSeq, seenByAgent, seenSent, unread, open, announced, site, invited } = S;
   // Keep the tail only: sync fills anything older if it is ever needed again.
   const msgs = S.msgs.slice(-200);
-  store.save({ token, conv, msgs, lastSeq, seenByAgent, seenSent, unread, open, announced, site });
+  store.save({ token, conv, msgs, lastSeq, seenByAgent, seenSent, unread, open, announced, site, invited });
 }
 
 const active = () => !!S.conv && S.conv.state !== "closed";
@@ -83,7 +86,7 @@ function toHost(msg) {
 }
 
 function reportState() {
-  toHost({ event: "state", open: S.open, unread: S.unread, active: active() });
+  toHost({ event: "state", open: S.open, unread: S.unread, active: active(), teaser: teaserHeight() });
 }
 
 let initDone;
@@ -98,14 +101,22 @@ window.addEventListener("message", (e) => {
     S.host = e.origin;
     const page = m.page || {};
     S.page = { path: String(page.path || "/").slice(0, 500), title: String(page.title || "").slice(0, 200) };
-    S.private = !!(m.signals && (m.signals.dnt || m.signals.gpc));
+    S.signals = { dnt: !!(m.signals && m.signals.dnt), gpc: !!(m.signals && m.signals.gpc) };
+    S.private = S.signals.dnt || S.signals.gpc;
     // The loader starts closed with no badge; saying so again could undo a queued Confide.open().
     if (S.open || S.unread || active()) reportState();
     initDone();
+    stats.init(m, String(page.search || ""));
   } else if (m.cmd === "open") {
     setOpen(true);
   } else if (m.cmd === "close") {
     setOpen(false);
+  } else if (m.cmd === "consent") {
+    stats.setConsent(m.consent);
+  } else if (m.cmd === "ids") {
+    stats.onIds(m);
+  } else if (m.cmd === "reply") {
+    stats.onReply(m.reply);
   }
 });
 
@@ -116,6 +127,12 @@ function firstControl() {
 
 function setOpen(open) {
   S.open = open;
+  if (open && S.invite) {
+    // Taking up the invitation: it stays above the transcript as the team's first words.
+    S.invited = S.invite;
+    S.invite = null;
+    renderInvite();
+  }
   if (open) {
     connect(); // the socket opens on first use, not on every page view
     pinned = true;
@@ -301,6 +318,8 @@ function setConversation(c) {
 function resetTranscript() {
   // Unsent messages are kept: they were typed for the conversation that is starting now.
   S.msgs = S.msgs.filter((m) => m.status === "sending" && !m.seq);
+  S.invited = null;
+  renderInvite();
   S.lastSeq = S.seenByAgent = S.seenSent = S.announced = S.unread = 0;
   $("msgs").textContent = "";
   rendered.clear();
@@ -413,7 +432,7 @@ function flushOutbox(resendAfter = Infinity) {
   const pending = outbox();
   if (!pending.length || !connected) return;
   if (!active()) {
-    if (!opening) opening = send({ type: "open" });
+    if (!opening) opening = send(stats.visit() ? { type: "open", visit: stats.visit() } : { type: "open" });
     return;
   }
   const now = Date.now();

@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-25 20:53:47.410946
+Create Date: 2026-11-25 21:10:47.463675
 """
 
 from __future__ import annotations
@@ -130,6 +130,8 @@ def upgrade() -> None:
         sa.Column("channel", sa.String(length=12), nullable=False),
         sa.Column("campaign", sa.JSON(), nullable=False),
         sa.Column("conversation_id", sa.String(length=32), nullable=True),
+        sa.Column("last_path", sa.String(length=512), nullable=True),
+        sa.Column("last_title", sa.String(length=200), nullable=True),
         sa.ForeignKeyConstraint(
             ["organisation_id"],
             ["organisations.id"],

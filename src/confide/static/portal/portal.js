@@ -1,0 +1,67 @@
+// Progressive enhancements for the reports (the pages are complete without this):
+// a styled tooltip and column highlight on the daily chart, and an export menu that closes
+// like a menu. Text is only ever set with textContent, never parsed as HTML.
+
+// Phones: the top bar's sections scroll sideways; keep the current one (Reports) in view.
+document
+  .querySelector(".topnav [aria-current='page']")
+  ?.scrollIntoView({ block: "nearest", inline: "nearest" });
+
+for (const box of document.querySelectorAll("[data-chart='series']")) {
+  const svg = box.querySelector("svg.chart-series");
+  if (!svg) continue;
+  const tip = document.createElement("div");
+  tip.className = "chart-tip";
+  tip.hidden = true;
+  tip.setAttribute("aria-hidden", "true");
+  box.append(tip);
+  let active = null;
+
+  // Move each day's <title> to a data attribute: the styled tooltip replaces the native one.
+  for (const hit of svg.querySelectorAll(".chart-hit")) {
+    const title = hit.querySelector("title");
+    if (!title) continue;
+    hit.dataset.tip = title.textContent;
+    title.remove();
+  }
+
+  const hide = () => {
+    tip.hidden = true;
+    active?.classList.remove("is-active");
+    active = null;
+  };
+
+  svg.addEventListener("pointermove", (event) => {
+    const hit = event.target.closest?.(".chart-hit");
+    if (!hit || !hit.dataset.tip) return hide();
+    if (hit !== active) {
+      active?.classList.remove("is-active");
+      active = hit;
+      hit.classList.add("is-active");
+      const [day, numbers] = hit.dataset.tip.split(/:\s(.*)/s);
+      const head = document.createElement("strong");
+      head.textContent = day;
+      tip.replaceChildren(head, numbers ?? "");
+      tip.hidden = false;
+    }
+    const boxRect = box.getBoundingClientRect();
+    const hitRect = hit.getBoundingClientRect();
+    const centre = hitRect.left + hitRect.width / 2 - boxRect.left;
+    const half = tip.offsetWidth / 2;
+    const left = Math.max(0, Math.min(boxRect.width - tip.offsetWidth, centre - half));
+    tip.style.transform = `translate(${Math.round(left)}px, ${Math.round(-tip.offsetHeight - 6)}px)`;
+  });
+  svg.addEventListener("pointerleave", hide);
+}
+
+for (const menu of document.querySelectorAll("details.export-menu")) {
+  document.addEventListener("click", (event) => {
+    if (menu.open && !menu.contains(event.target)) menu.open = false;
+  });
+  menu.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && menu.open) {
+      menu.open = false;
+      menu.querySelector("summary")?.focus();
+    }
+  });
+}
