@@ -175,9 +175,7 @@ class Invitation(SiteScoped, Base):
     organisation_id: Mapped[str] = field(ForeignKey("organisations.id", ondelete="CASCADE"), **_ID)
     site_id: Mapped[str] = field(ForeignKey("sites.id", ondelete="CASCADE"), **_ID)
     visit_id: Mapped[str] = field(ForeignKey("visits.id", ondelete="CASCADE"), **_ID)
-    text: Mapped[str] = field(
-        String(500), category="system.content.invitation", retention="behaviour"
-    )
+    text: Mapped[str] = field(String(500), category="system.invitation", retention="behaviour")
     from_name: Mapped[str] = field(String(100), category="system.operations", retention="behaviour")
     created_at: Mapped[datetime] = field(UTCDateTime, **_OPS)
     delivered_at: Mapped[datetime | None] = field(UTCDateTime, nullable=True, **_OPS)

@@ -596,7 +596,7 @@ function renderMessages() {
     prev = m;
   });
   while (list.children.length > S.msgs.length) list.lastElementChild.remove();
-  $("intro").hidden = S.msgs.length > 0;
+  $("intro").hidden = S.msgs.length > 0 || !!S.invited;
   $("app").classList.toggle("chatting", S.msgs.length > 0);
   pinToBottom();
 }
@@ -726,6 +726,295 @@ async function submitEnquiry(e) {
   }
 }
 
+// ---- visit statistics (docs/tracking.md) --------------------------------------------------------
+// The policy lives here, in our frame; the loader only keeps the identifiers on the host page
+// (cookie _cfv, sessionStorage _cfvisit) when asked, and sends these beacons from the host's
+// origin. Nothing is recorded with Do Not Track or Global Privacy Control, nothing in an opt-in
+// site's mode without consent, nothing once consent is refused, nothing when storage is blocked.
+const IDLE = 30 * 60 * 1000; // a visit ends after 30 minutes without activity
+const ID_RE = /^[A-Za-z0-9_-]{16,40}$/;
+const CAMPAIGN_KEY = /^(utm_|ref$|source$)/i; // the only query keys that leave the page
+
+const stats = (() => {
+  let cfg = null; // {name, consent_mode, invite_rules}
+  let consent = null; // "granted" | "denied" | null: the site's CMP (or its own banner) says
+  let on = false; // recording this page view
+  let asking = false; // waiting for the loader's identifiers
+  let V = null; // the visit: {id, at (last beacon), n (page views so far), s (site), inv}
+  let cfv = null; // the visitor cookie's value
+  let ping = 15000;
+  let lastPing = 0;
+  let url = "/";
+  let referrer = null;
+  let visibleMs = 0;
+  let since = document.visibilityState === "visible" ? Date.now() : 0;
+
+  const seconds = () => Math.floor((visibleMs + (since ? Date.now() - since : 0)) / 1000);
+
+  function allowed() {
+    return !!cfg && !S.signals.dnt && !S.signals.gpc &&
+      (consent === "granted" || (consent !== "denied" && cfg.consent_mode === "notice"));
+  }
+
+  function body(ev) {
+    return JSON.stringify({
+      site: SITE, visit: V.id, visitor: cfv, consent: consent === "granted" ? "granted" : null, events: [ev],
+    });
+  }
+
+  function keep() {
+    toHost({ event: "ids", cfv, visit: JSON.stringify(V) });
+  }
+
+  // The leave beacon, ready for the loader to send the moment the page is hidden or left.
+  function armLeave() {
+    if (on) toHost({ event: "beacon", leave: true, body: body({ type: "leave", seq: V.n, seconds: seconds(), ts: Date.now() }) });
+  }
+
+  function beacon(ev) {
+    V.at = ev.ts = Date.now();
+    keep();
+    toHost({ event: "beacon", body: body(ev) });
+    armLeave();
+  }
+
+  function pageview(renew) {
+    if (renew || !V) V = { id: randomToken(22), n: 0, s: SITE };
+    const first = V.n === 0;
+    V.n += 1;
+    lastPing = Date.now();
+    beacon({ type: "pageview", url, title: (S.page && S.page.title ? S.page.title : "").slice(0, 200), referrer: first ? referrer : null });
+    renderPrivacy();
+  }
+
+  function stop() {
+    const was = on || asking;
+    on = asking = false;
+    V = null;
+    toHost({ event: "beacon", leave: true, body: 0 }); // no leave beacon either
+    if (was || consent === "denied" || S.private) toHost({ event: "ids" }); // delete _cfv and _cfvisit
+    renderPrivacy();
+  }
+
+  function evaluate() {
+    if (allowed()) {
+      if (!on && !asking) {
+        asking = true;
+        toHost({ event: "ids", get: true });
+      }
+    } else if (on || asking || consent === "denied") {
+      stop();
+    }
+  }
+
+  function tick() {
+    if (!on || document.visibilityState !== "visible") return;
+    const now = Date.now();
+    if (now - V.at > IDLE) return pageview(true); // back after a long pause: a new visit
+    checkRules();
+    if (now - lastPing >= ping) {
+      lastPing = now;
+      beacon({ type: "ping", seq: V.n, seconds: seconds() });
+    } else {
+      armLeave();
+    }
+  }
+
+  // Automatic invitations: the first rule whose path glob matches once the page has been visible
+  // long enough; at most once per visit, and not while the visitor is chatting or invited.
+  function checkRules() {
+    if (V.inv || S.open || active() || S.invite || !cfg || !Array.isArray(cfg.invite_rules)) return;
+    const path = (S.page && S.page.path) || "/";
+    for (const r of cfg.invite_rules) {
+      if (typeof r.path !== "string" || !globMatch(r.path, path) || seconds() < (r.seconds | 0)) continue;
+      V.inv = 1;
+      keep();
+      showInvite(r.text, cfg.name);
+      return;
+    }
+  }
+
+  function onVisibility() {
+    const now = Date.now();
+    if (document.visibilityState === "visible") {
+      since = now;
+      if (on && now - V.at > IDLE) pageview(true);
+      else armLeave();
+    } else {
+      if (since) visibleMs += now - since;
+      since = 0;
+      if (on) {
+        V.at = now; // the loader has sent the leave beacon: that was activity
+        keep();
+      }
+    }
+  }
+
+  return {
+    init(m, search) {
+      ping = Math.max(250, Number(m.ping) || 15000);
+      consent = m.consent === "granted" || m.consent === "denied" ? m.consent : null;
+      const params = new URLSearchParams(search);
+      const kept = new URLSearchParams();
+      params.forEach((v, k) => CAMPAIGN_KEY.test(k) && kept.append(k, v));
+      const q = kept.toString();
+      url = ((S.page && S.page.path) || "/").slice(0, 1800) + (q ? "?" + q.slice(0, 200) : "");
+      const ref = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]+/i.exec(String(m.referrer || ""));
+      referrer = ref ? ref[0] : null; // the referring site's origin only
+      if (S.signals.gpc) {
+        // One opt-out record per browser session, without identifiers and without storing
+        // anything: not again on a reload, back/forward, or a page reached from this site.
+        const entry = (!m.nav || m.nav === "navigate") && referrer !== S.host;
+        if (entry) toHost({ event: "beacon", body: JSON.stringify({ site: SITE, events: [{ type: "optout" }] }) });
+      }
+      if (S.private) return stop(); // and delete identifiers an earlier visit may have left
+      document.addEventListener("visibilitychange", onVisibility);
+      setInterval(tick, Math.min(ping, 1000));
+      fetch("/api/widget/config?site=" + encodeURIComponent(SITE), { credentials: "omit" })
+        .then((r) => (r.ok ? r.json() : null))
+        .then((c) => {
+          if (c && c.consent_mode) {
+            cfg = c;
+            evaluate();
+          }
+        })
+        .catch(() => {});
+    },
+    setConsent(value) {
+      if (value !== "granted" && value !== "denied") return;
+      consent = value;
+      evaluate();
+      renderPrivacy();
+    },
+    onIds(m) {
+      asking = false;
+      if (on || !allowed()) return;
+      if (!m.ok) return renderPrivacy(); // cookies or storage blocked: chat only
+      cfv = typeof m.cfv === "string" && /^[\w-]{22}$/.test(m.cfv) ? m.cfv : randomToken(22);
+      let v = null;
+      try {
+        v = JSON.parse(m.visit || "null");
+      } catch {
+        v = null;
+      }
+      const fresh = v && v.s === SITE && ID_RE.test(String(v.id)) && Number.isInteger(v.n) && Date.now() - v.at < IDLE;
+      V = fresh ? { id: v.id, at: v.at, n: v.n, s: SITE, inv: v.inv ? 1 : 0 } : null;
+      on = true;
+      pageview(false);
+    },
+    onReply(r) {
+      if (!r || typeof r !== "object") return;
+      if (r.honoured === "gpc" || r.honoured === "dnt") {
+        // The browser sent the signal as a request header only: honour it all the same.
+        S.signals[r.honoured] = true;
+        S.private = true;
+        stop();
+      }
+      if (r.invite && typeof r.invite.text === "string") showInvite(r.invite.text, r.invite.from);
+    },
+    visit: () => (on && V ? V.id : null),
+    state: () => ({ on, cfg, consent }),
+  };
+})();
+
+function randomToken(n) {
+  const abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  return Array.from(crypto.getRandomValues(new Uint8Array(n)), (b) => abc[b & 63]).join("");
+}
+
+// "/used-cars/*": `*` matches any run of characters (slashes included), everything else is literal.
+function globMatch(glob, path) {
+  const re = glob.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*");
+  return new RegExp("^" + re + "$").test(path);
+}
+
+// ---- invitations ----------------------------------------------------------------------------------
+// Shown as a teaser above the launcher (the frame, sized to it by the loader): it never opens the
+// panel by itself. Opening the chat takes it up; the dismiss button or Escape drops it.
+function showInvite(text, from) {
+  text = String(text || "").trim().slice(0, 500);
+  if (!text) return;
+  const invite = { text, from: String(from || "").trim().slice(0, 100) || (S.site && S.site.name) || "" };
+  if (S.open) {
+    S.invited = invite;
+    persist();
+    renderInvite();
+    return;
+  }
+  S.invite = invite;
+  renderInvite();
+  $("teaser-live").textContent = (invite.from ? invite.from + ": " : "") + text;
+  reportState();
+}
+
+function dismissInvite() {
+  S.invite = null;
+  renderInvite();
+  reportState(); // the loader hides the frame and gives focus back to the launcher
+}
+
+function teaserHeight() {
+  if (!S.invite || S.open) return 0;
+  return Math.max(56, Math.min(240, Math.ceil($("teaser").getBoundingClientRect().height) || 96));
+}
+
+function renderInvite() {
+  const teasing = !!S.invite && !S.open;
+  document.body.classList.toggle("teasing", teasing);
+  $("teaser").hidden = !teasing;
+  if (S.invite) {
+    $("teaser-from").textContent = S.invite.from;
+    $("teaser-from").hidden = !S.invite.from;
+    $("teaser-text").textContent = S.invite.text;
+  }
+  const shown = S.invited;
+  $("invite").hidden = !shown;
+  if (shown) {
+    $("invite-from").textContent = shown.from || "";
+    $("invite-text").textContent = shown.text;
+  }
+  $("intro").hidden = S.msgs.length > 0 || !!shown;
+}
+
+// ---- privacy panel --------------------------------------------------------------------------------
+function renderPrivacy() {
+  const { on, cfg, consent } = stats.state();
+  const signal = $("privacy-signal");
+  const detail = $("privacy-signal-detail");
+  signal.hidden = detail.hidden = !S.private;
+  if (S.signals.gpc) {
+    signal.textContent = "Opt-out request honoured";
+    detail.textContent = "Your browser sent a Global Privacy Control signal, so this visit is not recorded: no cookie is set and no statistics are kept. The chat works as usual.";
+  } else if (S.signals.dnt) {
+    signal.textContent = "Do Not Track is on";
+    detail.textContent = "Your browser asks not to be tracked, so tracking is off: this visit is not recorded and no cookie is set. The chat works as usual.";
+  }
+  const optIn = !cfg || cfg.consent_mode !== "notice";
+  let state;
+  if (S.private) state = "Visit statistics: off.";
+  else if (on) state = optIn
+    ? "Visit statistics: on, because you agreed in this site's cookie settings, where you can change your mind at any time."
+    : "Visit statistics: on. You can object in this site's cookie or privacy settings at any time; your choice is honoured straight away.";
+  else if (consent === "denied") state = "Visit statistics: off, as you chose in this site's cookie settings.";
+  else if (optIn) state = "Visit statistics: off. They are only recorded if you agree in this site's cookie settings.";
+  else state = "Visit statistics: off.";
+  $("privacy-state").textContent = state;
+}
+
+function setPrivacy(show) {
+  const panel = $("privacy");
+  if (show === !panel.hidden) return;
+  panel.hidden = !show;
+  $("app").classList.toggle("privacy-open", show);
+  $("privacy-btn").setAttribute("aria-expanded", String(show));
+  if (show) {
+    renderPrivacy();
+    $("privacy-title").focus();
+  } else {
+    $("privacy-btn").focus();
+  }
+}
+
 // ---- wiring ------------------------------------------------------------------------------------
 function wire() {
   const box = $("text");
@@ -772,9 +1061,17 @@ function wire() {
     box.focus();
   });
   $("enquiry").addEventListener("submit", submitEnquiry);
+  $("privacy-btn").addEventListener("click", () => setPrivacy($("privacy").hidden));
+  $("privacy-back").addEventListener("click", () => setPrivacy(false));
+  $("teaser-open").addEventListener("click", () => setOpen(true));
+  $("teaser-close").addEventListener("click", dismissInvite);
+  // The teaser's height follows its text (and the width the loader gives the frame).
+  new ResizeObserver(() => S.invite && !S.open && reportState()).observe($("teaser"));
   document.addEventListener("keydown", (e) => {
     if (e.key !== "Escape") return;
-    if (!$("confirm").hidden) $("confirm-no").click();
+    if (S.invite && !S.open) dismissInvite();
+    else if (!$("confirm").hidden) $("confirm-no").click();
+    else if (!$("privacy").hidden) setPrivacy(false);
     else if (EMBEDDED && S.open) setOpen(false);
   });
   document.addEventListener("visibilitychange", () => {
@@ -791,6 +1088,8 @@ function start() {
   S.open = !EMBEDDED || (S.open && active());
   wire();
   render();
+  renderInvite();
+  renderPrivacy();
   toHost({ event: "ready" });
   // Resume straight away only when there is something to resume; otherwise wait to be opened.
   if (active() || outbox().length || !EMBEDDED) connect();
