@@ -18,6 +18,7 @@ import asyncio
 import json
 import re
 import secrets
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +58,8 @@ class Seed:
     token_b: str
     marker_a: str
     marker_b: str
+    visit_a: str = ""
+    visit_b: str = ""
 
     def ids(self, world: World) -> dict[str, str]:
         return {
@@ -68,6 +71,8 @@ class Seed:
             "conv_a": self.conv_a,
             "conv_a2": self.conv_a2,
             "conv_b": self.conv_b,
+            "visit_a": self.visit_a,
+            "visit_b": self.visit_b,
             "missing": "x" * 22,  # a well-formed id that does not exist
         }
 
@@ -85,6 +90,32 @@ def seed(world: World) -> Seed:
             await v.expect("ack")
         await v.close()
         return conv, token
+
+    def track(site_id: str, site_key: str, origin: str) -> str:
+        """A tracked visit on the site (switched to notice mode so beacons are recorded)."""
+        world.server.service(lambda ctx: ctx.sites.configure(site_id, consent_mode="notice"))
+        visit = "visit" + secrets.token_hex(8)
+        body = {
+            "site": site_key,
+            "visit": visit,
+            "events": [{"type": "pageview", "url": "/", "ts": int(time.time() * 1000)}],
+        }
+        deadline = time.monotonic() + 15  # the server re-reads site settings within 5 s
+        while True:
+            response = httpx.post(
+                world.server.url + "/api/t",
+                content=json.dumps(body),
+                headers={
+                    "Origin": origin,
+                    "Content-Type": "text/plain",
+                    "User-Agent": "Mozilla/5.0",
+                },
+            )
+            if response.json()["accepted"] == 1 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert response.json()["accepted"] == 1, response.text
+        return visit
 
     async def make() -> Seed:
         texts_b = [f"Beta secret {marker_b} {SHARED_WORD}", "my phone is 07700 900123"]
@@ -106,7 +137,10 @@ def seed(world: World) -> Seed:
             marker_b,
         )
 
-    return run(make())  # type: ignore[no-any-return]
+    seeded: Seed = run(make())
+    seeded.visit_a = track(world.site_a_id, world.site_a, ORIGIN_A)
+    seeded.visit_b = track(world.site_b_id, world.site_b, ORIGIN_B)
+    return seeded
 
 
 @dataclass
@@ -191,6 +225,8 @@ HTTP_MATRIX: list[tuple[str, str, str, int]] = [
     ("client_a", "POST", "/api/conversations/{conv_b}/close", 404),
     ("client_a", "POST", "/api/conversations/{conv_b}/accept", 404),
     ("client_a", "GET", "/console/conversations/{conv_b}", 404),
+    ("client_a", "GET", "/api/visits/{visit_b}", 404),
+    ("client_a", "GET", "/api/sites/{site_b_id}/stats", 404),
     # client of organisation B → everything of organisation A is 404
     ("client_b", "GET", "/api/sites/{site_a_id}", 404),
     ("client_b", "GET", "/api/organisations/{org_a}", 404),
@@ -198,6 +234,8 @@ HTTP_MATRIX: list[tuple[str, str, str, int]] = [
     ("client_b", "POST", "/api/conversations/{conv_a}/close", 404),
     ("client_b", "POST", "/api/conversations/{conv_a}/accept", 404),
     ("client_b", "GET", "/console/conversations/{conv_a}", 404),
+    ("client_b", "GET", "/api/visits/{visit_a}", 404),
+    ("client_b", "GET", "/api/sites/{site_a_id}/stats", 404),
     # operator of site A → organisation B, and site A2 of organisation A, are 404
     ("operator_a", "GET", "/api/sites/{site_b_id}", 404),
     ("operator_a", "GET", "/api/organisations/{org_b}", 404),
@@ -205,6 +243,8 @@ HTTP_MATRIX: list[tuple[str, str, str, int]] = [
     ("operator_a", "POST", "/api/conversations/{conv_b}/close", 404),
     ("operator_a", "POST", "/api/conversations/{conv_b}/accept", 404),
     ("operator_a", "GET", "/console/conversations/{conv_b}", 404),
+    ("operator_a", "GET", "/api/visits/{visit_b}", 404),
+    ("operator_a", "GET", "/api/sites/{site_b_id}/stats", 404),
     ("operator_a", "GET", "/api/sites/{site_a2_id}", 404),
     ("operator_a", "GET", "/api/conversations/{conv_a2}", 404),
     ("operator_a", "POST", "/api/conversations/{conv_a2}/close", 404),

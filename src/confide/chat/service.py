@@ -24,6 +24,7 @@ from confide.realtime.protocol import MAX_NAME_CHARS, MAX_TEXT_CHARS
 from confide.sites.models import Site
 from confide.storage.engine import Database
 from confide.storage.scope import Scope
+from confide.tracking.models import Visit
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ class ChatService:
         return actor, view
 
     async def open_conversation(
-        self, site: Site, actor: VisitorActor | None, name: str | None
+        self, site: Site, actor: VisitorActor | None, name: str | None, visit_id: str | None = None
     ) -> tuple[VisitorActor, ConversationView, str | None]:
         """The visitor's open conversation, or a new one waiting for an agent.
 
@@ -140,6 +141,16 @@ class ChatService:
                     assert view is not None
                     return actor, view, None
             conv = _new_conversation(site, actor.visitor_id, "chat", now, name=name)
+            if visit_id is not None:
+                # The visit's path and usage data become the chat's context (policy 2.3), in the
+                # same transaction, so the first event agents receive already names the visit.
+                linked = await s.execute(
+                    update(Visit)
+                    .where(Visit.id == visit_id, Visit.site_id == site.id)
+                    .values(conversation_id=conv.id)
+                )
+                if linked.rowcount:  # type: ignore[attr-defined]
+                    conv.visit_id = visit_id
             s.add(conv)
             await s.flush()
             view = await queries.conversation_view(s, conv.id)
@@ -192,14 +203,6 @@ class ChatService:
             assert view is not None
         await self._publish_change(view)
         return view
-
-    async def set_visit(self, conversation_id: str, visit_id: str) -> None:
-        async with self.db.session(Scope.system()) as s:
-            await s.execute(
-                update(Conversation)
-                .where(Conversation.id == conversation_id, Conversation.visit_id.is_(None))
-                .values(visit_id=visit_id)
-            )
 
     # --- authorisation ----------------------------------------------------------------------
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from sqlalchemy import select
 
 from confide.accounts.models import Organisation
@@ -17,13 +19,16 @@ DEFAULT_GREETING = "Hi! How can we help you today?"
 #: opt-in: nothing is tracked before consent (UK/EU default); notice: tracking with an opt-out.
 CONSENT_MODES = ("opt-in", "notice")
 MAX_RULES = 20
+CACHE_SECONDS = 5.0
 
 
 class SiteService:
     def __init__(self, db: Database) -> None:
         self.db = db
-        #: Site keys are looked up on every widget connection; sites change rarely.
-        self._by_key: dict[str, Site] = {}
+        #: Site keys are looked up on every widget connection and beacon; sites change rarely.
+        #: Entries live CACHE_SECONDS, so a change made elsewhere (the CLI, another node) takes
+        #: effect everywhere within that time.
+        self._by_key: dict[str, tuple[float, Site]] = {}
 
     async def create_site(
         self,
@@ -90,13 +95,15 @@ class SiteService:
 
     async def by_key(self, key: str) -> Site:
         """The site for a public key (cached), or :class:`NotFound`."""
-        site = self._by_key.get(key)
+        cached = self._by_key.get(key)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        async with self.db.session(Scope.system()) as s:
+            site = await s.scalar(select(Site).where(Site.key == key))
         if site is None:
-            async with self.db.session(Scope.system()) as s:
-                site = await s.scalar(select(Site).where(Site.key == key))
-            if site is None:
-                raise NotFound("Unknown site key.")
-            self._by_key[key] = site
+            raise NotFound("Unknown site key.")
+        self._by_key[key] = (now + CACHE_SECONDS, site)
         return site
 
     async def get(self, scope: Scope, site_id: str) -> Site:

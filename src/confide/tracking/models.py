@@ -57,6 +57,8 @@ class Visit(SiteScoped, Base):
     started_at: Mapped[datetime] = field(UTCDateTime, **_OPS)
     last_seen_at: Mapped[datetime] = field(UTCDateTime, **_OPS)
     pageviews: Mapped[int] = field(Integer, default=0, **_OPS)
+    #: The first event's time on the visitor's clock: visit length is measured on that clock.
+    first_ts: Mapped[datetime] = field(UTCDateTime, **_OPS)
     #: Visit length so far (last beacon - start), kept so reports need no date arithmetic.
     seconds: Mapped[int] = field(Integer, default=0, **_OPS)
     is_returning: Mapped[bool] = field(Boolean, default=False, **_OPS)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from confide.chat import recipients
 from confide.clock import utcnow
@@ -175,16 +175,6 @@ class TrackingService:
             for p in pages
         ]
         return row
-
-    async def link_conversation(self, site_id: str, visit_id: str, conversation_id: str) -> bool:
-        """Attach a chat to the visit it started in; False if the visit is unknown on this site."""
-        async with self.db.session(Scope.system()) as s:
-            result = await s.execute(
-                update(Visit)
-                .where(Visit.id == visit_id, Visit.site_id == site_id)
-                .values(conversation_id=conversation_id)
-            )
-            return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def _columns(visit: Visit) -> dict[str, Any]:

@@ -5,6 +5,10 @@ the write lock (a few hundred beacons per second). One writer task per process d
 and writes a batch with a handful of multi-row statements; each request gets its answer (and any
 invitation waiting for its visit) after the commit, so an accepted event is a stored event.
 
+Times are the server's receive time: a visitor's clock may be minutes off, and the live list and
+invitations compare against our clock. (Beacon timestamps are still checked: none from the
+future, none older than a day.)
+
 Per batch, in one transaction: the visits already known (locked ``FOR UPDATE`` on PostgreSQL,
 so page-view numbers stay unique across nodes), new site visitors and visits, page-view counters,
 page views, time-on-page updates, and invitations handed over.
@@ -120,7 +124,7 @@ async def _write(
     if not sqlite:
         query = query.with_for_update()
     visits: dict[str, dict[str, Any]] = {r.id: dict(r._mapping) for r in await conn.execute(query)}
-    await _create_visits(conn, batch, visits)
+    await _create_visits(conn, batch, visits, now)
     pages: list[dict[str, Any]] = []
     pings: list[dict[str, Any]] = []
     touched: dict[str, dict[str, Any]] = {}
@@ -144,15 +148,18 @@ async def _write(
                         "seq": visit["pageviews"],
                         "path": path,
                         "title": title,
-                        "at": hit.at,
+                        "at": now,
                         "seconds": 0,
                     }
                 )
                 visit["last_path"], visit["last_title"] = path, title
             elif 0 < hit.seq <= visit["pageviews"]:
                 pings.append({"v": visit["id"], "q": hit.seq, "s": hit.seconds})
-            visit["last_seen_at"] = max(visit["last_seen_at"], hit.at)
-        visit["seconds"] = int((visit["last_seen_at"] - visit["started_at"]).total_seconds())
+            visit["last_seen_at"] = max(visit["last_seen_at"], now)
+        # Visit length on the visitor's own clock (offsets cancel out), never less than ours.
+        client_span = max(h.at for h in p.beacon.events) - visit["first_ts"]
+        server_span = visit["last_seen_at"] - visit["started_at"]
+        visit["seconds"] = max(visit["seconds"], int(max(client_span, server_span).total_seconds()))
         touched[visit["id"]] = visit
     if touched:
         await conn.execute(
@@ -200,7 +207,7 @@ async def _write(
 
 
 async def _create_visits(
-    conn: AsyncConnection, batch: list[Pending], visits: dict[str, dict[str, Any]]
+    conn: AsyncConnection, batch: list[Pending], visits: dict[str, dict[str, Any]], now: datetime
 ) -> None:
     """Visits seen for the first time (their first beacon must start with a page view)."""
     starts: dict[str, Pending] = {}
@@ -236,15 +243,15 @@ async def _create_visits(
                 "organisation_id": p.site.organisation_id,
                 "site_id": p.site.id,
                 "cookie_hash": digest,
-                "first_seen_at": first.at,
-                "last_seen_at": first.at,
+                "first_seen_at": now,
+                "last_seen_at": now,
                 "visit_count": 1,
             }
             fresh.append(row)
             known[digest] = row
         else:
             row["visit_count"] += 1
-            bumps.append({"b_id": row["id"], "b_count": row["visit_count"], "b_seen": first.at})
+            bumps.append({"b_id": row["id"], "b_count": row["visit_count"], "b_seen": now})
     if fresh:
         await conn.execute(insert(_visitors), fresh)
     if bumps:
@@ -268,8 +275,9 @@ async def _create_visits(
             "organisation_id": p.site.organisation_id,
             "site_id": p.site.id,
             "site_visitor_id": visitor["id"] if visitor else None,
-            "started_at": first.at,
-            "last_seen_at": first.at,
+            "started_at": now,
+            "first_ts": first.at,
+            "last_seen_at": now,
             "pageviews": 0,
             "seconds": 0,
             "is_returning": bool(visitor and visitor["visit_count"] > 1),

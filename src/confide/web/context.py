@@ -82,11 +82,6 @@ class AppContext:
         await self.broker.stop()
         await self.db.dispose()
 
-    async def link_visit(self, site_id: str, visit_id: str, conversation_id: str) -> None:
-        """Attach the visit a chat started in (its path and usage data) to the conversation."""
-        if await self.tracking.link_conversation(site_id, visit_id, conversation_id):
-            await self.chat.set_visit(conversation_id, visit_id)
-
     async def site_online(self, site_id: str) -> bool:
         """Whether any agent for the site is connected, on this node or another."""
         return self.hub.site_online(site_id) or await self.broker.remote_online(site_id)

@@ -52,7 +52,7 @@ def status_for(exc: ConfideError) -> int:
 
 def _wants_html(request: Request) -> bool:
     path = request.url.path
-    return (path.startswith(("/console", "/demo", "/widget/"))) and not path.startswith("/api")
+    return path.startswith(("/console", "/demo", "/widget/", "/portal"))
 
 
 def _render(request: Request, status: int, detail: str, code: str) -> Response:

@@ -821,9 +821,10 @@ const stats = (() => {
   }
 
   // Automatic invitations: the first rule whose path glob matches once the page has been visible
-  // long enough; at most once per visit, and not while the visitor is chatting or invited.
+  // long enough; at most once per visit, only while the team is online (as of this page's
+  // load), and not while the visitor is chatting or already invited.
   function checkRules() {
-    if (V.inv || S.open || active() || S.invite || !cfg || !Array.isArray(cfg.invite_rules)) return;
+    if (V.inv || S.open || active() || S.invite || !cfg.online || !Array.isArray(cfg.invite_rules)) return;
     const path = (S.page && S.page.path) || "/";
     for (const r of cfg.invite_rules) {
       if (typeof r.path !== "string" || !globMatch(r.path, path) || seconds() < (r.seconds | 0)) continue;

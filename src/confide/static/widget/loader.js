@@ -4,7 +4,7 @@
 (function () {
   "use strict";
   var w = window, d = document, N = navigator, L = location, K = "_cfvisit", prior = w.Confide;
-  if (prior && prior._loaded) return; // pasted twice
+  if (prior && prior._loaded) return;
   var me = d.currentScript || d.querySelector('script[data-site][src*="widget.js"]');
   var site = me && me.getAttribute("data-site");
   if (!site) return;
@@ -66,9 +66,11 @@
   }
   function cmps() {
     try {
-      var m = w.klaro.getManager();
-      m != klaro && m.getService("confide") && m.watch({ update: function (x, name) { name != "consents" && klaroRead(); } }, klaro = m);
-      klaroRead();
+      var m = w.klaro.getManager(); // then watched: saved choices only
+      if (m != klaro && m.getService("confide")) {
+        m.watch({ update: function (x, name) { name != "consents" && klaroRead(); } });
+        klaroRead(klaro = m);
+      }
     } catch (e) {}
     var l = w.dataLayer, g = {}, i = 0, c;
     if (l && l.length !== dl) {
@@ -112,8 +114,7 @@
     ":host{all:initial}" +
     "button{all:initial;box-sizing:border-box;position:fixed;right:20px;bottom:20px;z-index:2147483647;" +
     "width:56px;height:56px;border-radius:50%;background:#3056d3;color:#fff;cursor:pointer;" +
-    "display:flex;align-items:center;justify-content:center;box-shadow:0 4px 14px rgba(16,24,40,.28);transition:transform .15s}" +
-    "button:hover{transform:scale(1.06)}" +
+    "display:flex;align-items:center;justify-content:center;box-shadow:0 4px 14px rgba(16,24,40,.28);transition:transform .15s}button:hover{transform:scale(1.06)}" +
     "button:focus-visible{outline:3px solid #fff;box-shadow:0 0 0 6px #3056d3,0 4px 14px rgba(16,24,40,.28)}" +
     "[hidden],[aria-expanded=true] path,path+path{display:none}[aria-expanded=true] path+path{display:block}" +
     "svg{width:28px;height:28px;fill:currentColor;stroke:currentColor}" +

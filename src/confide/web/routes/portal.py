@@ -44,7 +44,7 @@ TABLES = ("daily", "page", "channel", "country", "device", "browser")
 EARLIEST = date(2000, 1, 1)
 LATEST = date(2099, 12, 31)
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-EN_DASH, MINUS = "\u2013", "\u2212"
+EN_DASH, MINUS, TIMES = "\u2013", "\u2212", "\u00d7"
 DASH = f" {EN_DASH} "  # between dates of different months
 
 CHANNELS = {
@@ -217,6 +217,8 @@ def _delta(now: float, before: float, *, points: bool = False) -> tuple[str | No
     change = (now - before) / before
     if abs(change) < 0.005:
         return "No change", "flat"
+    if change >= 9.995:  # "+6200%" reads worse than "63 times" (a multiplication sign)
+        return f"{now / before:.0f}{TIMES}", "up"
     sign = "+" if change > 0 else MINUS
     return f"{sign}{abs(change) * 100:.0f}%", "up" if change > 0 else "down"
 

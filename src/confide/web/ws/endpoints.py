@@ -130,11 +130,9 @@ async def widget_socket(ws: WebSocket) -> None:
             return
         if frame.type == "open":
             actor, view, token = await ctx.chat.open_conversation(
-                site, session.visitor, frame.data.get("name")
+                site, session.visitor, frame.data.get("name"), frame.data.get("visit")
             )
             session.visitor = actor
-            if frame.data.get("visit"):
-                await ctx.link_visit(site.id, frame.data["visit"], view.id)
             session.refs[view.id] = ConversationRef(view.id, view.organisation_id, view.site_id)
             ctx.hub.subscribe(conn, recipients.conversation_visitor(view.id))
             reply: dict[str, Any] = {"type": "conversation", "conversation": view.for_visitor()}
@@ -223,7 +221,12 @@ async def console_socket(ws: WebSocket) -> None:
                         "role": principal.role.value,
                     },
                     "sites": [
-                        {"id": s.id, "name": s.name, "organisation": org}
+                        {
+                            "id": s.id,
+                            "name": s.name,
+                            "organisation": org,
+                            "organisation_id": s.organisation_id,
+                        }
                         for s, org in sites
                         if s.id in principal.site_ids
                     ],

@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-25 21:10:47.463675
+Create Date: 2026-11-25 21:23:23.927206
 """
 
 from __future__ import annotations
@@ -117,6 +117,7 @@ def upgrade() -> None:
         sa.Column("started_at", confide.storage.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("last_seen_at", confide.storage.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("pageviews", sa.Integer(), nullable=False),
+        sa.Column("first_ts", confide.storage.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("seconds", sa.Integer(), nullable=False),
         sa.Column("is_returning", sa.Boolean(), nullable=False),
         sa.Column("country", sa.String(length=2), nullable=True),
