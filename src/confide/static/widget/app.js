@@ -780,7 +780,7 @@ const stats = (() => {
 
   function pageview(renew) {
     if (renew || !V) V = { id: randomToken(22), n: 0, s: SITE };
-    const first = V.n === 0;
+    const first = V.n === 0 && !renew; // a visit renewed after a pause was not referred
     V.n += 1;
     lastPing = Date.now();
     beacon({ type: "pageview", url, title: (S.page && S.page.title ? S.page.title : "").slice(0, 200), referrer: first ? referrer : null });
