@@ -64,6 +64,9 @@ def clean_path(url_or_path: str) -> tuple[str, dict[str, str]]:
     kept = {}
     for key, value in parse_qsl(parts.query, keep_blank_values=False):
         key = key.lower()
+        if key == "gclid":  # a paid click: keep the fact, never the click identifier
+            kept["gclid"] = "1"
+            continue
         if (key.startswith(ALLOWED_QUERY_PREFIXES) or key in ALLOWED_QUERY_KEYS) and len(key) <= 40:
             kept[key] = value[:MAX_QUERY_VALUE]
     return path[:MAX_PATH], kept

@@ -46,6 +46,7 @@ async def demo_page(request: Request, ctx: Ctx, page: str) -> Response:
     response.headers["Content-Security-Policy"] = (
         f"default-src 'self'; script-src 'self' {base} 'nonce-{nonce}'; "
         f"style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-src 'self' {base}; "
+        f"connect-src 'self' {base}; "
         "frame-ancestors 'none'"
     )
     return response
