@@ -5,183 +5,59 @@ demo dealership page. The demo page is served to the visitor's browser as ``http
 (Playwright routing; nothing listens there), while the widget comes from the server at 127.0.0.1,
 so the host page and the chat iframe are cross-site as on a client's site.
 
-Uses the shared ``live_server`` fixture; this module overrides ``server_env`` so that the server
-starts with ``CONFIDE_DEMO_SITE_KEY`` set to a site seeded into the module's database first.
+Uses the shared ``live_server`` fixture (so it runs on every backend); this module overrides
+``server_env`` so that the server starts with ``CONFIDE_DEMO_SITE_KEY`` set to a site seeded into
+the module's database first, and ``demo`` so that the shared browser fixtures
+(tests/web/conftest.py) use that server.
 """
 
 from __future__ import annotations
 
-import os
+import dataclasses
 import re
-import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from confide.testing import Account, LiveServer
+from confide.testing import LiveServer
+from tests.web.browser_support import (
+    HOST,
+    ORG,
+    PHONE,
+    SITE,
+    Demo,
+    Watched,
+    assert_clean,
+    chat_frame,
+    off_loop,
+    require_chromium,
+    seed_demo,
+)
 
-sync_api = pytest.importorskip("playwright.sync_api")
-expect = sync_api.expect
+require_chromium()
+expect = pytest.importorskip("playwright.sync_api").expect
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("CONFIDE_CHROMIUM", "/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    # dealer.test is served by Playwright, so Chrome deems it public, and a public page may not
-    # reach a loopback server. In production both ends are public and these checks never apply.
-    "--disable-features=LocalNetworkAccessChecks,BlockInsecurePrivateNetworkRequests",
-]
-HOST = "http://dealer.test"  # the client's site, as the visitor's browser sees it
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 360, "height": 740}
-ORG = "Demo Motors"
-SITE = "Main Street"
 XSS = '<img src=x onerror="window.__xss=1;alert(1)"><script>window.__xss=2</script>'
 
-T = TypeVar("T")
-
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"no Chromium at {CHROMIUM}", allow_module_level=True)
-
-
-@dataclass
-class Seed:
-    key: str
-    site_id: str
-    operator: Account
-
-
-def off_loop(fn: Callable[[], T]) -> T:
-    """Run ``fn`` in a fresh thread: the seeding helpers use asyncio.run, which cannot run in a
-    thread where a Playwright sync API (an event loop) is already active."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(fn).result()
-
 
 @pytest.fixture(scope="module")
-def seed(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Seed:
+def seed(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Demo:
     """The organisation, site and operator, created before the server starts."""
     helper = LiveServer(database_url, tmp_path_factory.mktemp("seed"))
-
-    def make() -> Seed:
-        org = helper.create_org(ORG)
-        key, site_id = helper.create_site(org, SITE, [HOST])
-        operator = helper.create_user("operator", sites=[site_id], name="Olivia Operator")
-        return Seed(key, site_id, operator)
-
-    return off_loop(make)
+    return off_loop(lambda: seed_demo(helper))
 
 
 @pytest.fixture(scope="module")
-def server_env(seed: Seed) -> dict[str, str]:
+def server_env(seed: Demo) -> dict[str, str]:
     return {"CONFIDE_DEMO_SITE_KEY": seed.key}
 
 
 @pytest.fixture(scope="module")
-def browser(live_server: LiveServer, seed: Seed) -> Iterator[Any]:
-    # Module-scoped on purpose: closed when this module ends, so another module can start its own
-    # (two sync Playwright instances cannot be active in one thread).
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-class Watched:
-    """A page that records script errors and dialogs: an XSS would show up in one of them."""
-
-    def __init__(self, page: Any) -> None:
-        self.page = page
-        self.errors: list[str] = []
-        self.dialogs: list[str] = []
-        page.on("pageerror", lambda e: self.errors.append(str(e)))
-
-        def on_dialog(d: Any) -> None:
-            self.dialogs.append(d.message)
-            d.dismiss()
-
-        page.on("dialog", on_dialog)
-
-
-@pytest.fixture
-def contexts(browser: Any) -> Iterator[list[Any]]:
-    made: list[Any] = []
-    yield made
-    for ctx in made:
-        ctx.close()
-
-
-@pytest.fixture
-def operator_page(
-    browser: Any, contexts: list[Any], live_server: LiveServer, seed: Seed
-) -> Callable[..., Watched]:
-    """A signed-in operator console (through the real login form)."""
-
-    def make(viewport: dict[str, int] = DESKTOP) -> Watched:
-        ctx = browser.new_context(viewport=viewport)
-        contexts.append(ctx)
-        w = Watched(ctx.new_page())
-        page = w.page
-        page.goto(live_server.url + "/console")
-        expect(page).to_have_url(re.compile(r"/console/login$"))
-        page.get_by_label("Email").fill(seed.operator.email)
-        page.get_by_label("Password").fill(seed.operator.password)
-        page.get_by_role("button", name="Sign in").click()
-        expect(page).to_have_url(re.compile(r"/console$"))
-        expect(page.locator("#conn-status")).to_have_text("Connected")
-        return w
-
-    return make
-
-
-@pytest.fixture
-def visitor_page(
-    browser: Any, contexts: list[Any], live_server: LiveServer
-) -> Callable[[], Watched]:
-    """A new visitor on the demo dealership page (served as HOST)."""
-
-    def make() -> Watched:
-        ctx = browser.new_context(viewport=DESKTOP)
-        contexts.append(ctx)
-
-        def serve_demo(route: Any) -> None:
-            path = route.request.url[len(HOST) :] or "/"
-            response = route.fetch(url=live_server.url + path)
-            headers = dict(response.headers)
-            csp = headers.get("content-security-policy", "")
-            for directive in ("script-src", "frame-src"):
-                csp = csp.replace(directive, f"{directive} {live_server.url}")
-            headers["content-security-policy"] = csp
-            route.fulfill(response=response, headers=headers)
-
-        ctx.route(HOST + "/**", serve_demo)
-        return Watched(ctx.new_page())
-
-    return make
-
-
-def chat_frame(page: Any, timeout: float = 10) -> Any:
-    """The widget iframe (inside a closed shadow root, so found through the frame tree)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for f in page.frames:
-            if "/widget/frame" in f.url and not f.is_detached():
-                f.wait_for_selector("body[data-site]", state="attached")
-                return f
-        time.sleep(0.05)
-    raise AssertionError("the widget iframe never appeared")
+def demo(live_server: LiveServer, seed: Demo) -> Demo:
+    return dataclasses.replace(seed, server=live_server)
 
 
 def visitor_says(visitor: Watched, text: str) -> Any:
@@ -201,15 +77,6 @@ def waiting_item(page: Any, text: str) -> Any:
 
 def open_pane(page: Any) -> Any:
     return page.locator(".pane:not([hidden])")
-
-
-def assert_clean(*pages: Watched) -> None:
-    for w in pages:
-        assert w.errors == [], w.errors
-        assert w.dialogs == [], w.dialogs
-        assert w.page.evaluate("window.__xss") is None
-        for frame in w.page.frames:
-            assert frame.evaluate("window.__xss") is None
 
 
 # ---- tests -------------------------------------------------------------------------------------

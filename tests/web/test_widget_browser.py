@@ -4,117 +4,41 @@ The demo pages are served to the browser as ``http://dealer.test`` (Playwright r
 widget comes from the server at 127.0.0.1, so the host page and the chat iframe are cross-site, as
 on a client's site. An operator is played by a console WebSocket client.
 
-Why not the shared ``live_server`` fixture: the demo pages need ``CONFIDE_DEMO_SITE_KEY`` in the
-server's environment, and the site must exist before the server starts.
+The server, browser and page factories are the shared ones (tests/web/conftest.py): a SQLite demo
+server with ``CONFIDE_DEMO_SITE_KEY`` set, seeded before it starts.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from confide.storage.migrate import upgrade
-from confide.testing import Account, LiveServer, free_port, session_cookie
+from confide.testing import session_cookie
+from tests.web.browser_support import (
+    DESKTOP,
+    PHONE,
+    Demo,
+    Watched,
+    bubbles,
+    chat_frame,
+    click_launcher,
+    panel_box,
+    require_chromium,
+    send,
+    ticks,
+    wait_for,
+)
 
-sync_api = pytest.importorskip("playwright.sync_api")
+require_chromium()
 websockets_sync = pytest.importorskip("websockets.sync.client")
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = os.environ.get("CONFIDE_CHROMIUM", "/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    # dealer.test is served by Playwright, so Chrome deems it public; a public page may not reach
-    # a loopback server. In production both ends are public and these checks never apply.
-    "--disable-features=LocalNetworkAccessChecks,BlockInsecurePrivateNetworkRequests",
-]
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 360, "height": 740}
-
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"no Chromium at {CHROMIUM}", allow_module_level=True)
-
-
-@dataclass
-class Demo:
-    server: LiveServer
-    key: str
-    operator: Account
-
-    host: str = "http://dealer.test"  # the client's site, as the browser sees it
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    work = tmp_path_factory.mktemp("widget")
-    url = f"sqlite:///{work / 'confide.db'}"
-    upgrade(url)
-    server = LiveServer(url, work)
-    server.port = free_port()
-    org = server.create_org("Demo Motors")
-    key, site_id = server.create_site(org, "Demo Motors", [Demo.host])
-    operator = server.create_user("operator", sites=[site_id], name="Olivia")
-    server.env["CONFIDE_DEMO_SITE_KEY"] = key
-    server.start()
-    try:
-        yield Demo(server, key, operator)
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser(demo: Demo) -> Iterator[Any]:
-    # Depends on ``demo`` so that seeding (asyncio.run) happens before Playwright's loop exists.
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-@pytest.fixture
-def page_for(browser: Any, demo: Demo) -> Iterator[Callable[..., Any]]:
-    """A fresh browser context (a new visitor) on the demo pages at ``demo.host``."""
-    contexts: list[Any] = []
-
-    def make(viewport: dict[str, int] = DESKTOP) -> Any:
-        ctx = browser.new_context(viewport=viewport, is_mobile=viewport["width"] < 500)
-
-        def serve_demo(route: Any) -> None:
-            response = route.fetch(url=demo.server.url + route.request.url[len(demo.host) :])
-            headers = dict(response.headers)
-            # As a client with a CSP does: allow our script and our iframe, nothing else.
-            csp = headers.get("content-security-policy", "")
-            for directive in ("script-src", "frame-src"):
-                csp = csp.replace(directive, f"{directive} {demo.server.url}")
-            headers["content-security-policy"] = csp
-            route.fulfill(response=response, headers=headers)
-
-        ctx.route(demo.host + "/demo/**", serve_demo)
-        contexts.append(ctx)
-        page = ctx.new_page()
-        page.errors = []
-        page.on("pageerror", lambda e: page.errors.append(str(e)))
-        return page
-
-    yield make
-    for ctx in contexts:
-        ctx.close()
 
 
 class Operator:
@@ -180,57 +104,6 @@ def operator(demo: Demo) -> Iterator[Operator]:
 # ---- helpers -----------------------------------------------------------------------------------
 
 
-def chat_frame(page: Any, timeout: float = 10) -> Any:
-    """The widget iframe (inside a closed shadow root, so found through the frame tree)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for f in page.frames:
-            if "/widget/frame" in f.url and not f.is_detached():
-                f.wait_for_selector("body[data-site]", state="attached")
-                return f
-        time.sleep(0.05)
-    raise AssertionError("the widget iframe never appeared")
-
-
-def click_launcher(page: Any) -> None:
-    vp = page.viewport_size
-    page.mouse.click(vp["width"] - 48, vp["height"] - 48)  # the 56 px button, 20 px from the corner
-
-
-def panel_box(frame: Any) -> dict[str, float] | None:
-    return frame.frame_element().bounding_box()
-
-
-def wait_for(
-    check: Callable[[], Any], timeout: float = 10, what: str = "condition", page: Any = None
-) -> Any:
-    """Poll ``check``. Pass ``page`` when it reads Playwright events: the sync API dispatches
-    them only while a Playwright call is running, so then we wait through the page."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        if page is None:
-            time.sleep(0.05)
-        else:
-            page.wait_for_timeout(50)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def bubbles(frame: Any) -> list[str]:
-    return frame.eval_on_selector_all("#msgs .bubble", "els => els.map(e => e.textContent)")
-
-
-def ticks(frame: Any) -> list[str]:
-    return frame.eval_on_selector_all("#msgs .visitor .tick", "els => els.map(e => e.textContent)")
-
-
-def send(frame: Any, text: str) -> None:
-    frame.fill("#text", text)
-    frame.press("#text", "Enter")
-
-
 def start_chat(page: Any, host: str, op: Operator, text: str) -> tuple[Any, str]:
     """Open the panel, send ``text``, have the operator accept. Returns (frame, conversation id)."""
     page.goto(host + "/demo/used-cars")
@@ -249,9 +122,10 @@ def start_chat(page: Any, host: str, op: Operator, text: str) -> tuple[Any, str]
 
 
 def test_launcher_and_panel_ignore_hostile_host_css(
-    page_for: Callable[..., Any], demo: Demo
+    visitor_page: Callable[..., Watched], demo: Demo
 ) -> None:
-    page = page_for()
+    visitor = visitor_page()
+    page = visitor.page
     sockets: list[str] = []
     page.on("websocket", lambda ws: sockets.append(ws.url))
     page.goto(demo.host + "/demo/")
@@ -279,13 +153,14 @@ def test_launcher_and_panel_ignore_hostile_host_css(
 
     page.evaluate("Confide.close()")
     wait_for(lambda: panel_box(frame) is None, what="Confide.close() to hide the panel")
-    assert page.errors == []
+    assert visitor.errors == []
 
 
 def test_phone_panel_fills_the_screen_and_minimises(
-    page_for: Callable[..., Any], demo: Demo
+    visitor_page: Callable[..., Watched], demo: Demo
 ) -> None:
-    page = page_for(PHONE)
+    visitor = visitor_page(PHONE)
+    page = visitor.page
     page.goto(demo.host + "/demo/")
     frame = chat_frame(page)
     click_launcher(page)
@@ -295,8 +170,11 @@ def test_phone_panel_fills_the_screen_and_minimises(
     wait_for(lambda: panel_box(frame) is None, what="minimise to close the panel")
 
 
-def test_offline_visitor_gets_the_enquiry_form(page_for: Callable[..., Any], demo: Demo) -> None:
-    page = page_for()
+def test_offline_visitor_gets_the_enquiry_form(
+    visitor_page: Callable[..., Watched], demo: Demo
+) -> None:
+    visitor = visitor_page()
+    page = visitor.page
     page.goto(demo.host + "/demo/contact")
     frame = chat_frame(page)
     page.click("#chat-now")  # the demo page's own button, through the queued Confide API
@@ -316,9 +194,10 @@ def test_offline_visitor_gets_the_enquiry_form(page_for: Callable[..., Any], dem
 
 
 def test_chat_round_trip_survives_navigation_and_leaks_nothing_to_the_host(
-    page_for: Callable[..., Any], demo: Demo, operator: Operator
+    visitor_page: Callable[..., Watched], demo: Demo, operator: Operator
 ) -> None:
-    page = page_for()
+    visitor = visitor_page()
+    page = visitor.page
     page.goto(demo.host + "/demo/")
     globals_before = set(page.evaluate("Object.keys(window)"))
     frame, cid = start_chat(page, demo.host, operator, "Is the <b>Golf</b> still available?")
@@ -361,13 +240,14 @@ def test_chat_round_trip_survives_navigation_and_leaks_nothing_to_the_host(
     added = set(page.evaluate("Object.keys(window)")) - globals_before
     assert added <= {"Confide", "events"}
     assert page.evaluate("'pwned' in window") is False
-    assert page.errors == []
+    assert visitor.errors == []
 
 
 def test_message_typed_while_server_is_down_is_delivered_once(
-    page_for: Callable[..., Any], demo: Demo, operator: Operator
+    visitor_page: Callable[..., Watched], demo: Demo, operator: Operator
 ) -> None:
-    page = page_for()
+    visitor = visitor_page()
+    page = visitor.page
     frame, cid = start_chat(page, demo.host, operator, "First message")
     wait_for(lambda: ticks(frame) == ["Sent"], what="the first ack")
     operator.close()
@@ -391,9 +271,10 @@ def test_message_typed_while_server_is_down_is_delivered_once(
 
 
 def test_visitor_ends_the_chat_and_starts_a_new_one(
-    page_for: Callable[..., Any], demo: Demo, operator: Operator
+    visitor_page: Callable[..., Watched], demo: Demo, operator: Operator
 ) -> None:
-    page = page_for()
+    visitor = visitor_page()
+    page = visitor.page
     frame, _cid = start_chat(page, demo.host, operator, "Just browsing, thanks")
     frame.click("#end")
     frame.wait_for_selector("#confirm:not([hidden])")
@@ -424,9 +305,10 @@ def hello_frames(page: Any) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("gpc", [False, True])
 def test_hello_carries_the_page_unless_the_visitor_opted_out(
-    page_for: Callable[..., Any], demo: Demo, gpc: bool
+    visitor_page: Callable[..., Watched], demo: Demo, gpc: bool
 ) -> None:
-    page = page_for()
+    visitor = visitor_page()
+    page = visitor.page
     if gpc:  # Global Privacy Control, as a browser or extension sets it on the host page
         page.add_init_script(
             "Object.defineProperty(navigator, 'globalPrivacyControl', {value: true})"
