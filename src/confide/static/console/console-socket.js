@@ -35,7 +35,7 @@ export class ConsoleSocket {
     this.failuresWithoutOpen = 0;
 
     // Come back at once when the network does, instead of waiting out the backoff.
-    window.addEventListener("online", () => this.reconnectSoon());
+    window.addEventListener("online", () => this.replaceSocket());
   }
 
   start() {
@@ -129,6 +129,22 @@ export class ConsoleSocket {
     if (f === 3 || (f > 3 && f % 10 === 0)) {
       this.checkSession();
     }
+  }
+
+  /** After a network change the old socket may be silently dead: replace it at once. */
+  replaceSocket() {
+    if (this.stopped) return;
+    const old = this.ws;
+    if (old) {
+      // Forget it first: its close listener ignores a socket that is no longer current.
+      this.ws = null;
+      this.ready = false;
+      this.clearHeartbeat();
+      try {
+        old.close();
+      } catch {}
+    }
+    this.reconnectSoon();
   }
 
   reconnectSoon() {

@@ -111,8 +111,11 @@ function leave(id) {
   }
 }
 
+const RATE_PAUSE_MS = 2000; // longer than the server's 1 s cool-down after a refusal
+let pausedUntil = 0;
+
 function flushOutbox() {
-  if (!online) return;
+  if (!online || Date.now() < pausedUntil) return;
   const now = Date.now();
   for (const e of outbox.due(now, RESEND_AFTER_MS)) {
     const ok = sendRef(
@@ -407,6 +410,13 @@ function onInvited(f) {
 }
 
 function onError(f) {
+  if (f.code === "rate_limited" && !f.ref && !f.client_id) {
+    // The server refuses every frame for a second after a refusal and cannot say which: resend
+    // every unacked message, in the order typed, once that has passed.
+    outbox.resetSent();
+    pausedUntil = Date.now() + RATE_PAUSE_MS;
+    setTimeout(flushOutbox, RATE_PAUSE_MS);
+  }
   const meta = f.ref ? refs.get(f.ref) : null;
   if (f.ref) refs.delete(f.ref);
   if (meta?.type === "invite") {

@@ -224,15 +224,29 @@ function startHeartbeat() {
     if (waiting && ws) return ws.close();
     waiting = send({ type: "ping" });
     flushOutbox(10000); // safety net: an ack that never came
+    // No pong within 10 s: the socket is dead even if the browser has not noticed.
+    setTimeout(() => waiting && ws && ws.close(), 10000);
   }, 25000);
   handlers.pong = () => (waiting = false);
 }
 
 window.addEventListener("online", () => {
-  if (!ws && (S.open || active())) {
-    attempt = 0;
-    connect();
+  if (!(S.open || active() || outbox().length)) return;
+  // After a network change the old socket may be silently dead: replace it now rather than on
+  // the next heartbeat (its onclose is detached, so it cannot schedule a second reconnect).
+  if (ws) {
+    const old = ws;
+    old.onclose = null;
+    ws = null;
+    connected = false;
+    opening = false;
+    S.msgs.forEach((m) => delete m.tx);
+    clearInterval(pingTimer);
+    try { old.close(); } catch {}
   }
+  attempt = 0;
+  clearTimeout(retryTimer);
+  connect();
 });
 
 // ---- server frames -----------------------------------------------------------------------------
@@ -391,7 +405,13 @@ function onError(f) {
   // Transient refusals rarely name the frame (a rate-limited frame is not even parsed): retry
   // whatever is still unacked, a little later.
   const retry = f.code === "rate_limited" || f.code === "internal";
-  if (retry) retryOutboxSoon();
+  if (f.code === "rate_limited") {
+    // The server refuses every frame for a second after a refusal; resend all unacked messages,
+    // in the order they were typed, once that has passed (later ones wait behind them).
+    S.msgs.forEach((m) => delete m.tx);
+    pausedUntil = Date.now() + RATE_PAUSE_MS;
+    retryOutboxSoon(RATE_PAUSE_MS);
+  } else if (retry) retryOutboxSoon();
   else if (m) m.status = "failed"; // the server refused this text; resending would fail again
   if (f.code === "invalid_state" && S.conv) {
     S.conv.state = "closed";
@@ -427,10 +447,13 @@ function outbox() {
 // again only once older than `resendAfter` ms (a refused or lost frame gets no ack). At most
 // OUTBOX_BATCH per call, to stay inside the server's burst allowance.
 const OUTBOX_BATCH = 10;
+const RATE_PAUSE_MS = 2000; // longer than the server's 1 s cool-down after a refusal
 let outboxTimer = null;
+let pausedUntil = 0;
 function flushOutbox(resendAfter = Infinity) {
   const pending = outbox();
   if (!pending.length || !connected) return;
+  if (Date.now() < pausedUntil) return retryOutboxSoon(pausedUntil - Date.now());
   if (!active()) {
     if (!opening) opening = send(stats.visit() ? { type: "open", visit: stats.visit() } : { type: "open" });
     return;

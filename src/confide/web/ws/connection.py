@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 
 #: Frames a socket may fall behind before we drop it (it resyncs on reconnect).
 MAX_OUTBOX = 2000
+#: After a rate-limit refusal every frame is refused for this long (see ``run``).
+RATE_COOLDOWN_S = 1.0
 #: Close code for a client that could not keep up.
 CLOSE_TOO_SLOW = 4408
 
@@ -33,7 +36,7 @@ Handler = Callable[[Frame], Awaitable[None]]
 
 
 class Connection:
-    __slots__ = ("_closed", "_outbox", "_sender", "_wake", "bucket", "id", "ws")
+    __slots__ = ("_closed", "_cooldown_until", "_outbox", "_sender", "_wake", "bucket", "id", "ws")
 
     def __init__(self, ws: WebSocket, bucket: TokenBucket) -> None:
         self.id = new_id()
@@ -43,6 +46,7 @@ class Connection:
         self._wake = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
         self._closed = False
+        self._cooldown_until = 0.0
 
     def push(self, text: str) -> None:
         if self._closed:
@@ -86,7 +90,11 @@ class Connection:
                 if raw is None:
                     self.error("bad_frame", "Frames must be JSON text, not binary.")
                     continue
-                if not self.bucket.take():
+                now = time.monotonic()
+                if now < self._cooldown_until or not self.bucket.take():
+                    # Refuse everything for a moment after a refusal: a later frame must not
+                    # slip in ahead of the refused one (clients resend after the pause, in order).
+                    self._cooldown_until = now + RATE_COOLDOWN_S
                     self.error("rate_limited", "Too many frames; slow down and retry.")
                     continue
                 try:
