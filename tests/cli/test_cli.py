@@ -644,9 +644,9 @@ def test_demo_seed_is_idempotent(tmp_path: Path) -> None:
 
         return [(s.key, s.allowed_origins) for s, _ in await ctx.sites.list_sites(Scope.admin())]
 
-    sites = run_service(url, origins)
-    assert len(sites) == 1
-    assert sites[0][0] == first.site_key
-    assert {"http://localhost:8000", "http://localhost:9000", "http://127.0.0.1:9000"} <= set(
-        sites[0][1]
-    )
+    sites = dict(run_service(url, origins))
+    assert set(sites) == {first.site_key, first.east_site_key}  # Main Street and Eastside, once
+    for allowed in sites.values():
+        assert {"http://localhost:8000", "http://localhost:9000", "http://127.0.0.1:9000"} <= set(
+            allowed
+        )

@@ -61,7 +61,7 @@ def _database_problem(exc: BaseException) -> str:
         return f"Cannot reach the database ({exc.strerror or exc.__class__.__name__})."
     text = str(getattr(exc, "orig", exc)).splitlines()[0][:200]
     if text.startswith("database ") and "does not exist" in text:
-        return f"The {text}: create it first (createdb …), then run `confide migrate`."
+        return f"The {text}: create it first (createdb …)."
     if "no such table" in text or "does not exist" in text:
         return f"The database has no Confide schema yet; run `confide migrate` ({text})."
     return f"Database error: {text}"
