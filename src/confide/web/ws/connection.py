@@ -1,9 +1,11 @@
-"""One WebSocket connection: a bounded outbox, a sender task, and the frame loop.
+"""One WebSocket connection: a bounded outbox, a sender task while there is something to send,
+and the frame loop.
 
 Why an outbox per socket: fan-out must never wait on one slow client. ``push`` only appends;
-this socket's own sender task writes to the network. A client that falls more than
-``MAX_OUTBOX`` frames behind is disconnected (it reconnects and ``sync``s from the database),
-so one stuck browser costs bounded memory and never slows anyone else.
+a sender task, started when the outbox fills and ended when it is empty, writes to the network
+(an idle socket holds no task: memory per idle connection is a target, docs/performance.md).
+A client that falls more than ``MAX_OUTBOX`` frames behind is disconnected (it reconnects and
+``sync``s from the database), so one stuck browser costs bounded memory and never slows anyone else.
 """
 
 from __future__ import annotations
@@ -36,14 +38,13 @@ Handler = Callable[[Frame], Awaitable[None]]
 
 
 class Connection:
-    __slots__ = ("_closed", "_cooldown_until", "_outbox", "_sender", "_wake", "bucket", "id", "ws")
+    __slots__ = ("_closed", "_cooldown_until", "_outbox", "_sender", "bucket", "id", "ws")
 
     def __init__(self, ws: WebSocket, bucket: TokenBucket) -> None:
         self.id = new_id()
         self.ws = ws
         self.bucket = bucket
         self._outbox: deque[str] = deque()
-        self._wake = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
         self._closed = False
         self._cooldown_until = 0.0
@@ -57,7 +58,8 @@ class Connection:
             asyncio.get_running_loop().create_task(self._close(CLOSE_TOO_SLOW))
             return
         self._outbox.append(text)
-        self._wake.set()
+        if self._sender is None:
+            self._sender = asyncio.get_running_loop().create_task(self._drain())
 
     def send(self, frame: dict[str, Any]) -> None:
         self.push(encode(frame))
@@ -65,14 +67,14 @@ class Connection:
     def error(self, code: str, message: str, ref: str | None = None, **extra: Any) -> None:
         self.send(error_frame(code, message, ref, **extra))
 
-    async def _send_loop(self) -> None:
-        ws = self.ws
-        outbox = self._outbox
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while outbox:
-                await ws.send_text(outbox.popleft())
+    async def _drain(self) -> None:
+        try:
+            while self._outbox:
+                await self.ws.send_text(self._outbox.popleft())
+        except Exception:  # the peer went away; the frame loop sees the disconnect
+            self._outbox.clear()
+        finally:
+            self._sender = None
 
     async def _close(self, code: int) -> None:
         with contextlib.suppress(Exception):
@@ -80,7 +82,6 @@ class Connection:
 
     async def run(self, handle: Handler, audience: str) -> None:
         """Read frames until the client goes; each frame's failure is answered, not fatal."""
-        self._sender = asyncio.create_task(self._send_loop())
         try:
             while True:
                 message = await self.ws.receive()
