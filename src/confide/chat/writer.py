@@ -24,11 +24,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Integer, Table, bindparam, select, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from confide.chat.lifecycle import OPEN_STATES
 from confide.chat.models import Conversation, Message
+from confide.chat.sqlite_commit import SqliteCommitter
 from confide.clock import utcnow
 from confide.errors import ConfideError, InvalidState, NotFound
 from confide.storage.base import UTCDateTime
@@ -90,6 +92,9 @@ class MessageWriter:
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
         self.messages = 0
+        path = make_url(db.url).database if db.is_sqlite else None
+        #: On SQLite, batches go through one sqlite3 call on a writer thread (sqlite_commit.py).
+        self._sqlite = SqliteCommitter(path) if path and path != ":memory:" else None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="confide-message-writer")
@@ -104,6 +109,8 @@ class MessageWriter:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        if self._sqlite is not None:
+            self._sqlite.close()
 
     async def submit(self, draft: Draft) -> Stored:
         if self._task is None:
@@ -155,6 +162,8 @@ class MessageWriter:
 
     async def _commit(self, batch: list[Draft]) -> list[Stored | BaseException]:
         now = utcnow()
+        if self._sqlite is not None:
+            return await self._commit_sqlite(batch, now)
         async with self._db.engine.begin() as conn:
             existing = await _existing(conn, batch)
             fresh: dict[tuple[str, str], Draft] = {}
@@ -201,6 +210,32 @@ class MessageWriter:
                 )
             else:
                 results.append(InvalidState("The conversation is closed; start a new one."))
+        return results
+
+    async def _commit_sqlite(
+        self, batch: list[Draft], now: datetime
+    ) -> list[Stored | BaseException]:
+        assert self._sqlite is not None
+        rows = [
+            (
+                d.conversation_id,
+                d.client_id,
+                d.site_id,
+                d.organisation_id,
+                d.author_role,
+                d.author_id,
+                d.text,
+            )
+            for d in batch
+        ]
+        results: list[Stored | BaseException] = []
+        for d, outcome in zip(batch, await self._sqlite.commit(rows, now), strict=True):
+            if outcome[0] == "closed":
+                results.append(InvalidState("The conversation is closed; start a new one."))
+            elif outcome[0] == "dup" and len(outcome) == 3:
+                results.append(_stored(d, outcome[1], outcome[2], True, "active"))
+            else:
+                results.append(_stored(d, outcome[1], outcome[2], outcome[0] == "dup", outcome[3]))
         return results
 
 
