@@ -172,7 +172,7 @@ class AccountService:
 
     async def session_principal(self, token: str) -> tuple[Principal, str]:
         """The principal and CSRF token of a live session, or :class:`AuthenticationFailed`."""
-        async with self.db.session(Scope.system()) as s:
+        async with self.db.session(Scope.system(), read_only=True) as s:
             row = await s.get(ConsoleSession, secret_hash(token))
             if row is None or row.expires_at <= utcnow():
                 raise AuthenticationFailed("Your session has ended. Sign in again.")
@@ -184,7 +184,7 @@ class AccountService:
 
     async def principal_for(self, user: User) -> Principal:
         role = Role(user.role)
-        async with self.db.session(Scope.system()) as s:
+        async with self.db.session(Scope.system(), read_only=True) as s:
             if role is Role.ADMIN:
                 scope = Scope.admin()
                 sites = frozenset((await s.scalars(select(Site.id))).all())

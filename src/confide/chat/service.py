@@ -210,7 +210,7 @@ class ChatService:
         """The conversation if ``actor`` may see it; otherwise NotFound (never 'forbidden',
         so another tenant's ids are indistinguishable from missing ones)."""
         scope = actor.scope if isinstance(actor, Principal) else Scope.system()
-        async with self.db.session(scope) as s:
+        async with self.db.session(scope, read_only=True) as s:
             conv = await s.scalar(select(Conversation).where(Conversation.id == conversation_id))
         if conv is None:
             raise NotFound("No such conversation.")
@@ -258,7 +258,7 @@ class ChatService:
     async def history(
         self, actor: Actor, ref: ConversationRef, after: int
     ) -> tuple[list[MessageView], int]:
-        async with self.db.session(Scope.system()) as s:
+        async with self.db.session(Scope.system(), read_only=True) as s:
             messages = await queries.messages_after(s, ref.id, after)
             last = await s.scalar(select(Conversation.last_seq).where(Conversation.id == ref.id))
         return messages, int(last or 0)
@@ -323,11 +323,11 @@ class ChatService:
     # --- agents' views ----------------------------------------------------------------------
 
     async def agent_conversations(self, agent: Principal) -> list[ConversationView]:
-        async with self.db.session(agent.scope) as s:
+        async with self.db.session(agent.scope, read_only=True) as s:
             return await queries.agent_queue(s, agent.user_id, agent.site_ids)
 
     async def view(self, agent: Principal, conversation_id: str) -> ConversationView:
-        async with self.db.session(agent.scope) as s:
+        async with self.db.session(agent.scope, read_only=True) as s:
             view = await queries.conversation_view(s, conversation_id)
         if view is None:
             raise NotFound("No such conversation.")
@@ -336,7 +336,7 @@ class ChatService:
     async def transcript(
         self, agent: Principal, conversation_id: str
     ) -> tuple[ConversationView, list[MessageView]]:
-        async with self.db.session(agent.scope) as s:
+        async with self.db.session(agent.scope, read_only=True) as s:
             view = await queries.conversation_view(s, conversation_id)
             if view is None:
                 raise NotFound("No such conversation.")
@@ -353,7 +353,7 @@ class ChatService:
     async def search(
         self, agent: Principal, *, q: str, site_id: str | None, page: int
     ) -> tuple[list[queries.SearchHit], bool]:
-        async with self.db.session(agent.scope) as s:
+        async with self.db.session(agent.scope, read_only=True) as s:
             return await queries.search(s, q=q.strip()[:200], site_id=site_id, page=max(page, 0))
 
     async def _publish_change(self, view: ConversationView) -> None:

@@ -99,7 +99,7 @@ class SiteService:
         now = time.monotonic()
         if cached is not None and cached[0] > now:
             return cached[1]
-        async with self.db.session(Scope.system()) as s:
+        async with self.db.session(Scope.system(), read_only=True) as s:
             site = await s.scalar(select(Site).where(Site.key == key))
         if site is None:
             raise NotFound("Unknown site key.")
@@ -115,7 +115,7 @@ class SiteService:
 
     async def list_sites(self, scope: Scope) -> list[tuple[Site, str]]:
         """Sites in scope with their organisation's name."""
-        async with self.db.session(scope) as s:
+        async with self.db.session(scope, read_only=True) as s:
             rows = await s.execute(
                 select(Site, Organisation.name)
                 .join(Organisation, Organisation.id == Site.organisation_id)

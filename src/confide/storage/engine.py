@@ -57,6 +57,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _begin(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN")
+
+
 def _begin_immediate(conn: Any) -> None:
     """Take SQLite's write lock at BEGIN. A deferred transaction that reads and then writes
     fails at once with SQLITE_BUSY when another connection committed in between (the busy
@@ -64,12 +68,14 @@ def _begin_immediate(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str, *, immediate: bool = True) -> AsyncEngine:
+    """``immediate``: SQLite transactions take the write lock at BEGIN (for units of work that
+    write); read-only units use a deferred engine and never wait for the writer (WAL)."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         engine = create_async_engine(url, pool_size=4, max_overflow=4)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        event.listen(engine.sync_engine, "begin", _begin_immediate)
+        event.listen(engine.sync_engine, "begin", _begin_immediate if immediate else _begin)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
@@ -81,15 +87,25 @@ class Database:
         self.url = normalise_url(url)
         self.engine = create_engine(self.url)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite: readers get their own deferred engine (WAL readers never block or fail on
+        # the writer). PostgreSQL: one engine does both.
+        self.read_engine = (
+            create_engine(self.url, immediate=False) if self.is_sqlite else self.engine
+        )
+        self._read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
 
     @property
     def is_sqlite(self) -> bool:
         return self.url.startswith("sqlite")
 
     @asynccontextmanager
-    async def session(self, scope: Scope) -> AsyncIterator[AsyncSession]:
-        """A unit of work for ``scope``: committed on success, rolled back on error."""
-        async with self._sessions() as session:
+    async def session(
+        self, scope: Scope, *, read_only: bool = False
+    ) -> AsyncIterator[AsyncSession]:
+        """A unit of work for ``scope``: committed on success, rolled back on error.
+        ``read_only`` units run on the reader engine (they must not write)."""
+        factory = self._read_sessions if read_only else self._sessions
+        async with factory() as session:
             session.info["scope"] = scope
             try:
                 yield session
@@ -100,3 +116,5 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()

@@ -147,7 +147,7 @@ class TrackingService:
     async def live_visitors(self, scope: Scope, site_ids: frozenset[str]) -> list[dict[str, Any]]:
         """Visits on these sites with a beacon in the last two minutes, most recent first."""
         since = utcnow() - LIVE_WINDOW
-        async with self.db.session(scope) as s:
+        async with self.db.session(scope, read_only=True) as s:
             visits = (
                 await s.scalars(
                     select(Visit)
@@ -160,7 +160,7 @@ class TrackingService:
 
     async def visit_detail(self, scope: Scope, visit_id: str) -> dict[str, Any]:
         """A visit's usage data and its navigation path (the chat panel's context)."""
-        async with self.db.session(scope) as s:
+        async with self.db.session(scope, read_only=True) as s:
             visit = await s.scalar(select(Visit).where(Visit.id == visit_id))
             if visit is None:
                 raise NotFound("No such visit.")
