@@ -52,6 +52,7 @@ class RedactPersonalData(logging.Filter):
             and len(record.args) >= 3
         ):
             args = list(record.args)
+            args[0] = "-"  # the client address is a visitor's IP address: never logged
             args[2] = str(args[2]).split("?", 1)[0]
             record.args = tuple(args)
         message = record.getMessage()

@@ -924,12 +924,6 @@ def test_nothing_personal_is_stored_in_the_database(env: Env, leaks: dict[str, s
     assert _found(leaks, stored) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG logs.py:48-56: RedactPersonalData strips the access log's query string but not "
-    "its first argument, the client address: every beacon logs "
-    "'203.0.113.77:0 - \"POST /api/t HTTP/1.1\" 202' (the real visitor IP behind a proxy)",
-)
 def test_nothing_personal_is_in_the_server_log(env: Env, leaks: dict[str, str]) -> None:
     logged = env.server.logs().encode()
     assert b"POST /api/t" in logged

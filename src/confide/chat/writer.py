@@ -164,7 +164,7 @@ class MessageWriter:
         now = utcnow()
         if self._sqlite is not None:
             return await self._commit_sqlite(batch, now)
-        async with self._db.engine.begin() as conn:
+        async with self._db.write_connection() as conn:
             existing = await _existing(conn, batch)
             fresh: dict[tuple[str, str], Draft] = {}
             for d in batch:

@@ -7,6 +7,8 @@ lose the last few hundred milliseconds, which the docs state plainly (docs/opera
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,6 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -93,6 +96,9 @@ class Database:
             create_engine(self.url, immediate=False) if self.is_sqlite else self.engine
         )
         self._read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
+        #: SQLite has one writer at a time: queue this process's write units here rather than
+        #: in SQLite's busy handler (which sleeps in steps and gives up after busy_timeout).
+        self._write_lock = asyncio.Lock()
 
     @property
     def is_sqlite(self) -> bool:
@@ -105,7 +111,11 @@ class Database:
         """A unit of work for ``scope``: committed on success, rolled back on error.
         ``read_only`` units run on the reader engine (they must not write)."""
         factory = self._read_sessions if read_only else self._sessions
-        async with factory() as session:
+        serialise = self.is_sqlite and not read_only
+        async with (
+            self._write_lock if serialise else contextlib.nullcontext(),
+            factory() as session,
+        ):
             session.info["scope"] = scope
             try:
                 yield session
@@ -113,6 +123,15 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
+
+    @asynccontextmanager
+    async def write_connection(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection in a write transaction (serialised on SQLite, like sessions)."""
+        async with (
+            self._write_lock if self.is_sqlite else contextlib.nullcontext(),
+            self.engine.begin() as conn,
+        ):
+            yield conn
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -102,7 +102,7 @@ class TrackingWriter:
     async def _flush(self) -> None:
         batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
         try:
-            async with self._db.engine.begin() as conn:
+            async with self._db.write_connection() as conn:
                 results = await _write(conn, batch, self._db.is_sqlite)
         except Exception as exc:
             log.exception("beacon batch failed (%d beacons); nothing was stored", len(batch))
