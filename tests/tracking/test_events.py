@@ -200,11 +200,6 @@ def test_invalid_envelopes_refuse_the_whole_beacon(data: Any, reason: str) -> No
     assert caught.value.message == reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG events.py:19: the id pattern ends in '$', which also matches before a trailing "
-    "newline, so 'vvvv...\\n' is accepted as a visit id; use _ID.fullmatch (or \\Z)",
-)
 @pytest.mark.parametrize("name", ["visit", "visitor"])
 def test_an_id_with_a_trailing_newline_is_refused(name: str) -> None:
     with pytest.raises(InvalidInput):

@@ -123,20 +123,9 @@ def test_real_database_finds_a_country_from_the_truncated_address() -> None:
     assert locator.locate("203.0.113.77").country is None  # TEST-NET-3: nowhere
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG geo.py:51: GeoIP2Fast() loads geoip2fast.dat.gz, which has IPv4 only; the "
-    "package ships geoip2fast-ipv6.dat.gz (pass geoip2fast_data_file=...) - every IPv6 "
-    "visitor (a third or more of UK mobile traffic) gets no country",
-)
 def test_ipv6_visitors_get_a_country() -> None:
     assert GeoLocator().locate("2a00:1450:4009:81f::200e").country == "GB"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG geo.py:36: an IPv4-mapped IPv6 address (what a dual-stack listener reports for "
-    "IPv4 clients) is cut to /48 = '::', losing the country; unwrap address.ipv4_mapped first",
-)
 def test_ipv4_mapped_addresses_are_truncated_as_ipv4() -> None:
     assert truncate("::ffff:81.2.69.142") == "81.2.69.0"

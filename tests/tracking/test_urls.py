@@ -70,11 +70,6 @@ def test_no_query_value_outside_the_allowlist_survives() -> None:
     assert secret not in path and secret not in repr(kept)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG urls.py:68: allowlisted campaign values are kept verbatim; email tools often put "
-    "the subscriber's address in utm_term/utm_content, so an email is stored in visits.campaign",
-)
 def test_an_email_in_a_campaign_value_is_not_kept() -> None:
     _path, kept = clean_path("/offer?utm_source=newsletter&utm_term=jane.doe%40example.com")
     assert "@" not in repr(kept) and "jane.doe" not in repr(kept)
@@ -180,27 +175,14 @@ def test_internal_navigation_counts_as_direct() -> None:
         pytest.param(
             "https://www.dailymail.co.uk",
             "other",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG urls.py:87: patterns ending in '.' match anywhere in the host, so "
-                "'mail.' matches dailymail.co.uk (a news site) and it is counted as email",
-            ),
         ),
         pytest.param(
             "https://notgoogle.com",
             "other",
-            marks=pytest.mark.xfail(
-                strict=True, reason="BUG urls.py:87: 'google.' matches any host containing it"
-            ),
         ),
         pytest.param(
             "android-app://com.google.android.gm",
             "email",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG urls.py:87: the Gmail Android app's referrer matches 'google.' and "
-                "is counted as search",
-            ),
         ),
     ],
 )

@@ -105,7 +105,7 @@ def parse_beacon(data: Any, now: datetime) -> Beacon:
         raise InvalidInput("site (the site key) is required")
     visit, visitor = data.get("visit"), data.get("visitor")
     for name, value in (("visit", visit), ("visitor", visitor)):
-        if value is not None and not (isinstance(value, str) and _ID.match(value)):
+        if value is not None and not (isinstance(value, str) and _ID.fullmatch(value)):
             raise InvalidInput(f"{name} must be 16 to 40 characters of [A-Za-z0-9_-]")
     consent = data.get("consent")
     if consent is not None and consent not in ("granted", "denied"):

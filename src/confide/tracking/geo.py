@@ -33,6 +33,8 @@ def truncate(ip: str) -> str | None:
         address = ipaddress.ip_address(ip.strip())
     except ValueError:
         return None
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # what a dual-stack listener reports for IPv4 clients
     prefix = 24 if address.version == 4 else 48
     network = ipaddress.ip_network(f"{address}/{prefix}", strict=False)
     return str(network.network_address)
@@ -48,7 +50,13 @@ class GeoLocator:
         if self._country is None:
             from geoip2fast import GeoIP2Fast
 
-            self._country = GeoIP2Fast(verbose=False)
+            # The IPv4+IPv6 country file the package ships (IPv6 visitors get a country too).
+            try:
+                self._country = GeoIP2Fast(
+                    verbose=False, geoip2fast_data_file="geoip2fast-ipv6.dat.gz"
+                )
+            except Exception:
+                self._country = GeoIP2Fast(verbose=False)
             if self._city_db:
                 import maxminddb
 

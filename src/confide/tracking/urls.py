@@ -43,6 +43,7 @@ SOCIAL = (
     "whatsapp.com",
 )
 EMAIL = (
+    "com.google.android.gm",  # the Gmail app's android-app:// referrer
     "mail.google.com",
     "outlook.live.com",
     "outlook.office.com",
@@ -68,6 +69,8 @@ def clean_path(url_or_path: str) -> tuple[str, dict[str, str]]:
             kept["gclid"] = "1"
             continue
         if (key.startswith(ALLOWED_QUERY_PREFIXES) or key in ALLOWED_QUERY_KEYS) and len(key) <= 40:
+            if "@" in value:  # email tools put the subscriber's address in utm_term/content
+                continue
             kept[key] = value[:MAX_QUERY_VALUE]
     return path[:MAX_PATH], kept
 
@@ -86,8 +89,12 @@ def referrer_origin(referrer: str | None, own_host: str | None = None) -> str | 
 
 
 def _matches(host: str, patterns: tuple[str, ...]) -> bool:
+    """``google.`` matches a whole label (www.google.co.uk, never notgoogle.com); ``bing.com``
+    matches that domain and its subdomains."""
+    labelled = "." + host
     return any(
-        p in host if p.endswith(".") else host == p or host.endswith("." + p) for p in patterns
+        ("." + p) in labelled if p.endswith(".") else host == p or host.endswith("." + p)
+        for p in patterns
     )
 
 
