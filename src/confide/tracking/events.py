@@ -17,6 +17,8 @@ MAX_AGE = timedelta(hours=24)
 #: Clocks drift; a timestamp more than this ahead of ours is "in the future".
 MAX_SKEW = timedelta(seconds=60)
 _ID = re.compile(r"^[A-Za-z0-9_-]{16,40}$")
+#: A visit id is stored as the row's key (VARCHAR(32)); the visitor cookie is only hashed.
+_VISIT_ID = re.compile(r"[A-Za-z0-9_-]{16,32}")
 EVENT_TYPES = frozenset({"pageview", "ping", "leave", "optout"})
 
 
@@ -104,9 +106,10 @@ def parse_beacon(data: Any, now: datetime) -> Beacon:
     if not isinstance(site, str) or not 1 <= len(site) <= 64:
         raise InvalidInput("site (the site key) is required")
     visit, visitor = data.get("visit"), data.get("visitor")
-    for name, value in (("visit", visit), ("visitor", visitor)):
-        if value is not None and not (isinstance(value, str) and _ID.fullmatch(value)):
-            raise InvalidInput(f"{name} must be 16 to 40 characters of [A-Za-z0-9_-]")
+    if visit is not None and not (isinstance(visit, str) and _VISIT_ID.fullmatch(visit)):
+        raise InvalidInput("visit must be 16 to 32 characters of [A-Za-z0-9_-]")
+    if visitor is not None and not (isinstance(visitor, str) and _ID.fullmatch(visitor)):
+        raise InvalidInput("visitor must be 16 to 40 characters of [A-Za-z0-9_-]")
     consent = data.get("consent")
     if consent is not None and consent not in ("granted", "denied"):
         raise InvalidInput("consent must be 'granted' or 'denied'")

@@ -14,6 +14,7 @@ ALLOWED_QUERY_PREFIXES = ("utm_",)
 ALLOWED_QUERY_KEYS = frozenset({"ref", "source"})
 MAX_PATH = 512
 MAX_QUERY_VALUE = 100
+MAX_ORIGIN = 200
 
 SEARCH_ENGINES = (
     "google.",
@@ -85,7 +86,8 @@ def referrer_origin(referrer: str | None, own_host: str | None = None) -> str | 
     host = parts.hostname.lower()
     if own_host and host == own_host.lower():
         return None  # an internal navigation, not a referral
-    return f"{parts.scheme}://{host}"
+    origin = f"{parts.scheme}://{host}"
+    return origin if len(origin) <= MAX_ORIGIN else None  # not a real host: not kept
 
 
 def _matches(host: str, patterns: tuple[str, ...]) -> bool:
