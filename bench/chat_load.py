@@ -44,24 +44,26 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import orjson  # noqa: E402
+import orjson
 
-from common import (  # noqa: E402
+from common import (
     VISITOR_ORIGIN,
     ProcWatch,
     Server,
     busy_pct,
     cpu_busy_jiffies,
     fmt,
+    foreign_benchmarks,
     gather_limited,
     md_table,
     pct,
     pin_self,
     raise_nofile,
+    set_nice,
     start_bare,
     start_confide,
 )
-from fastws import FastWS, connect_url  # noqa: E402
+from fastws import FastWS, connect_url
 
 mono = time.monotonic_ns
 TEXT_LEN = 100
@@ -101,7 +103,8 @@ class Stats:
 
 
 class Conn:
-    """One WebSocket; hot frames are handled inline in the protocol callback, the rest go to waiters."""
+    """One WebSocket: hot frames are handled inline in the protocol callback, others go to
+    waiters."""
 
     def __init__(self, ws: FastWS, stats: Stats, role: str) -> None:
         self.ws = ws
@@ -115,7 +118,9 @@ class Conn:
     def send(self, frame: dict[str, Any]) -> None:
         self.ws.send_text(orjson.dumps(frame))
 
-    async def request(self, frame: dict[str, Any], pred: Any, timeout: float = 30) -> dict[str, Any]:
+    async def request(
+        self, frame: dict[str, Any], pred: Any, timeout: float = 30
+    ) -> dict[str, Any]:
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         item = (pred, fut)
         self.waiters.append(item)
@@ -210,8 +215,9 @@ async def open_ws(url: str, origin: str, headers: dict[str, str]) -> FastWS:
     return await connect_url(url, {"Origin": origin, **headers}, timeout=60)
 
 
-async def request_retry(c: Conn, frame: dict[str, Any], pred: Any, what: str,
-                        timeout: float = 60, tries: int = 6) -> dict[str, Any]:
+async def request_retry(
+    c: Conn, frame: dict[str, Any], pred: Any, what: str, timeout: float = 60, tries: int = 6
+) -> dict[str, Any]:
     """``request`` that retries on ``internal`` (the protocol says: nothing changed, retry),
     with exponential backoff; each retry is counted in ``Stats.setup_retries``."""
     delay = 0.05
@@ -227,12 +233,36 @@ async def request_retry(c: Conn, frame: dict[str, Any], pred: Any, what: str,
     raise AssertionError("unreachable")
 
 
+async def hello_retry(
+    connect: Any, st: Stats, role: str, hello: dict[str, Any], tries: int = 6
+) -> Conn:
+    """Connect + hello; on ``internal`` reconnect and retry (a failed hello may have left the
+    server-side session 'greeted', so it cannot be re-sent on the same socket)."""
+    delay = 0.05
+    for attempt in range(tries):
+        c = Conn(await connect(), st, role)
+        r = await c.request(hello, _is("welcome"), timeout=120)
+        if r.get("type") == "welcome":
+            return c
+        if r.get("code") != "internal" or attempt == tries - 1:
+            raise RuntimeError(f"{role} hello refused: {r}")
+        st.setup_retries[f"{role} hello:internal"] += 1
+        c.ws.on_close = lambda code, reason: None
+        await c.ws.close(timeout=2)
+        await asyncio.sleep(delay)
+        delay *= 2
+    raise AssertionError("unreachable")
+
+
 async def open_visitor(
     srv: Server, st: Stats, *, site: int = 0, name: str | None = "Visitor", want_open: bool = True
 ) -> Conn:
-    c = Conn(await open_ws(srv.widget_url(site), VISITOR_ORIGIN, {}), st, "visitor")
-    await request_retry(c, {"type": "hello", "v": 1, "host": VISITOR_ORIGIN}, _is("welcome"),
-                        "visitor hello", tries=1)
+    c = await hello_retry(
+        lambda: open_ws(srv.widget_url(site), VISITOR_ORIGIN, {}),
+        st,
+        "visitor",
+        {"type": "hello", "v": 1, "host": VISITOR_ORIGIN},
+    )
     if want_open:
         frame: dict[str, Any] = {"type": "open"}
         if name:
@@ -243,10 +273,12 @@ async def open_visitor(
 
 
 async def open_operator(srv: Server, st: Stats, *, site: int = 0) -> Conn:
-    ws = await open_ws(srv.console_url(), srv.own_origin, srv.console_headers(site))
-    c = Conn(ws, st, "operator")
-    await request_retry(c, {"type": "hello", "v": 1}, _is("welcome"), "console hello", timeout=120)
-    return c
+    return await hello_retry(
+        lambda: open_ws(srv.console_url(), srv.own_origin, srv.console_headers(site)),
+        st,
+        "operator",
+        {"type": "hello", "v": 1},
+    )
 
 
 async def accept(op: Conn, conv_id: str, join: bool) -> None:
@@ -260,8 +292,9 @@ async def accept(op: Conn, conv_id: str, join: bool) -> None:
         )
 
     op.conv_ids.add(conv_id)
-    await request_retry(op, {"type": "accept", "conversation": conv_id, "ref": conv_id[:64]}, ok,
-                        "accept")
+    await request_retry(
+        op, {"type": "accept", "conversation": conv_id, "ref": conv_id[:64]}, ok, "accept"
+    )
     if join:
         await op.request(
             {"type": "join", "conversation": conv_id},
@@ -316,7 +349,13 @@ async def drive(
     period = 1e9 / rate
 
     def snap(tag: str) -> None:
-        marks[tag] = (mono(), srvw.cpu_seconds(), me.cpu_seconds(), srvw.rss_mb(), cpu_busy_jiffies())
+        marks[tag] = (
+            mono(),
+            srvw.cpu_seconds(),
+            me.cpu_seconds(),
+            srvw.rss_mb(),
+            cpu_busy_jiffies(),
+        )
 
     snap("start")
     loop.call_at(loop.time() + (st.w0 - mono()) / 1e9, snap, "w0")
@@ -399,6 +438,9 @@ def summarize(
         "rss": f"{marks['start'][3]:.1f}→{marks['end'][3]:.1f}",
     }
     row["errs"] = f"{row['errors']}/{undelivered}/{unacked}"
+    # server CPU per message: robust to interference (CPU time, not wall time)
+    if row["srv_cpu"] is not None and row["achieved_s"]:
+        row["srv_us_msg"] = round(row["srv_cpu"] * 1e4 / row["achieved_s"], 1)
     # CPU used by *other* processes on the server's core during the window: noise indicator
     if row["cpu0_busy"] is not None and row["srv_cpu"] is not None:
         row["other_cpu0"] = round(max(0.0, row["cpu0_busy"] - row["srv_cpu"]), 1)
@@ -429,16 +471,16 @@ def reset_counters(st: Stats) -> None:
 
 async def run_point(srv: Server, p: Point, args: argparse.Namespace) -> dict[str, Any]:
     st = Stats()
-    C, O = p.conversations, p.operators
+    C, n_ops = p.conversations, p.operators
     S = len(srv.sites)
-    if O % S or C % S:
+    if n_ops % S or C % S:
         raise SystemExit("--conversations and --operators must be multiples of --sites")
     t_setup = time.monotonic()
     visitors: list[Conn] = await gather_limited(
         [open_visitor(srv, st, site=i % S, name=f"Visitor {i}") for i in range(C)], args.concurrency
     )
     ops: list[Conn] = await gather_limited(
-        [open_operator(srv, st, site=j % S) for j in range(O)], args.concurrency
+        [open_operator(srv, st, site=j % S) for j in range(n_ops)], args.concurrency
     )
     # conversation i (site i % S) -> an operator of the same site, round-robin
     by_site: list[list[Conn]] = [ops[s::S] for s in range(S)]
@@ -457,8 +499,8 @@ async def run_point(srv: Server, p: Point, args: argparse.Namespace) -> dict[str
     row: dict[str, Any] = {
         "target": p.target,
         "conv": C,
-        "ops": O,
-        "conns": C + O,
+        "ops": n_ops,
+        "conns": C + n_ops,
         "offered": p.rate,
         **summarize(st, marks, p.duration, args.server_cpu, args.client_cpu),
         "setup_s": round(setup_s, 1),
@@ -472,9 +514,20 @@ def start_py_spy(srv: Server, args: argparse.Namespace, p: Point) -> subprocess.
     out = Path(args.py_spy).with_suffix("")
     out = out.with_name(f"{out.name}-{p.target}-c{p.conversations}-r{p.rate}.txt")
     exe = Path(sys.executable).parent / "py-spy"
-    cmd = [str(exe if exe.exists() else "py-spy"), "record", "--pid", str(srv.proc.pid),
-           "--duration", str(max(1, int(p.warmup + p.duration))), "--rate", "200",
-           "--format", "raw", "--output", str(out)]
+    cmd = [
+        str(exe if exe.exists() else "py-spy"),
+        "record",
+        "--pid",
+        str(srv.proc.pid),
+        "--duration",
+        str(max(1, int(p.warmup + p.duration))),
+        "--rate",
+        "200",
+        "--format",
+        "raw",
+        "--output",
+        str(out),
+    ]
     # --native cannot be combined with --nonblocking (py-spy pauses the process per sample then)
     cmd += ["--threads", "--native" if args.py_spy_native else "--nonblocking"]
     print(f"  py-spy -> {out}", flush=True)
@@ -487,7 +540,12 @@ def _ms(v: float | None, scale: float) -> float | None:
 
 def start_target(name: str, args: argparse.Namespace) -> Server:
     if name == "bare":
-        return start_bare(args.server_cpu, ws_impl=args.bare_ws, use_orjson=args.bare_orjson)
+        return start_bare(
+            args.server_cpu,
+            ws_impl=args.bare_ws,
+            use_orjson=args.bare_orjson,
+            extra_args=args.bare_arg,
+        )
     env: dict[str, str] = dict(getattr(args, "auto_env", {}))
     if env:
         print(f"  (confide env: {env})", flush=True)
@@ -497,7 +555,7 @@ def start_target(name: str, args: argparse.Namespace) -> Server:
     return start_confide(
         args.server_cpu,
         env_extra=env,
-        sites=args.sites,
+        sites=args.n_sites,
         serve_args=args.serve_arg,
         database_url=args.database_url,
     )
@@ -519,8 +577,43 @@ def widget_limit_env(C: int, rate: float, args: argparse.Namespace) -> dict[str,
     }
 
 
+def topology(C: int, args: argparse.Namespace) -> tuple[int, int]:
+    """(operators, sites) for C conversations: explicit options win; default min(C, 100) console
+    sockets and one site per 10 of them (10 agents per site), so neither the console `welcome`
+    (the site's queue) nor the queue broadcasts grow as agents x conversations in the setup."""
+    ops = args.operators or min(C, 100)
+    sites = args.sites or max(1, ops // 10)
+    if C % sites or ops % sites:
+        sites = 1
+    return ops, sites
+
+
+async def wait_quiet(args: argparse.Namespace) -> float | None:
+    """Wait (up to --quiet-timeout s) until both CPUs are below --wait-quiet % busy over 2 s:
+    other sessions' test runs on the same 2-core machine would otherwise land in the figures.
+    Returns the busy % of the busier CPU seen last."""
+    if not args.wait_quiet:
+        return None
+    t0 = time.monotonic()
+    while (others := foreign_benchmarks()) and time.monotonic() - t0 < args.foreign_timeout:
+        print(f"  (waiting for another benchmark to finish: {others[0]})", flush=True)
+        await asyncio.sleep(15.0)
+    deadline = time.monotonic() + args.quiet_timeout
+    while True:
+        a = cpu_busy_jiffies()
+        await asyncio.sleep(2.0)
+        b = cpu_busy_jiffies()
+        busy = max((busy_pct(a, b, c) or 0.0) for c in (args.server_cpu, args.client_cpu))
+        if busy <= args.wait_quiet or time.monotonic() > deadline:
+            if busy > args.wait_quiet:
+                print(f"  (machine still busy: {busy:.0f}% > {args.wait_quiet}%; running anyway)")
+            return round(busy, 1)
+        await asyncio.sleep(1.0)
+
+
 async def run_one(name: str, C: int, rate: int, args: argparse.Namespace) -> dict[str, Any]:
-    ops = args.operators or C
+    ops, args.n_sites = topology(C, args)
+    await wait_quiet(args)
     p = Point(name, C, ops, rate, args.warmup, args.duration, args.drain)
     args.auto_env = widget_limit_env(C, rate, args) if name == "confide" else {}
     try:
@@ -571,6 +664,7 @@ COLS = [
     ("ack_p99", "ack p99 ms"),
     ("errs", "errors/undeliv/unacked"),
     ("srv_cpu", "server CPU %"),
+    ("srv_us_msg", "server CPU µs/msg"),
     ("cli_cpu", "client CPU %"),
     ("other_cpu0", "other procs on CPU0 %"),
     ("rss", "server RSS MB"),
@@ -583,6 +677,8 @@ def _print_row(row: dict[str, Any]) -> None:
     extra = ""
     if row["error_codes"]:
         extra += f" errors={row['error_codes']} {row['error_samples'][:2]}"
+    if (row.get("other_cpu0") or 0) > 10:
+        extra += f" NOISY(other processes used {row['other_cpu0']}% of CPU0)"
     if row.get("setup_retries"):
         extra += f" setup-retries={row['setup_retries']}"
     if row["dups"] or row["misrouted"]:
@@ -590,8 +686,11 @@ def _print_row(row: dict[str, Any]) -> None:
     print(
         "  {target:7} C={conv:<5} O={ops:<5} offered={offered:<6} achieved={achieved_s:<8} "
         "p50={p50} p99={p99} max={max} sched-p99={sched_p99} ack-p99={ack_p99} "
-        "srv={srv_cpu}% cli={cli_cpu}% other0={other_cpu0}% undeliv={undelivered} unacked={unacked} setup={setup_s}s"
-        .format_map({"other_cpu0": None, **row}) + extra,
+        "srv={srv_cpu}% ({srv_us_msg}us/msg) cli={cli_cpu}% other0={other_cpu0}% "
+        "undeliv={undelivered} unacked={unacked} setup={setup_s}s".format_map(
+            {"other_cpu0": None, "srv_us_msg": None, **row}
+        )
+        + extra,
         flush=True,
     )
 
@@ -632,10 +731,15 @@ async def main_async(args: argparse.Namespace) -> None:
         print(f"\nFAILED: {r['target']} C={r['conv']} rate={r['offered']}: {r['failed']}")
 
     if "confide" in args.targets and "bare" in args.targets:
-        print("\n## Confide as a fraction of the bare relay (same run"
-              + (f", best of {args.repeat} by p99" if args.repeat > 1 else "") + ")\n")
-        print("| conv | offered msg/s | achieved ours/bare | p99 ours/bare (ms) | p99 ratio | "
-              "server CPU ours/bare % | CPU ratio |")
+        print(
+            "\n## Confide as a fraction of the bare relay (same run"
+            + (f", best of {args.repeat} by p99" if args.repeat > 1 else "")
+            + ")\n"
+        )
+        print(
+            "| conv | offered msg/s | achieved ours/bare | p99 ours/bare (ms) | p99 ratio | "
+            "server CPU ours/bare % | CPU ratio |"
+        )
         print("|---|---|---|---|---|---|---|")
         for C in args.conversations:
             for rate in args.rates:
@@ -645,24 +749,31 @@ async def main_async(args: argparse.Namespace) -> None:
                     continue
                 print(
                     f"| {C} | {rate} | {fmt(o['achieved_s'])}/{fmt(b['achieved_s'])} = "
-                    f"{_ratio(o['achieved_s'], b['achieved_s'])} | {fmt(o['p99'])}/{fmt(b['p99'])} | "
-                    f"{_ratio(o['p99'], b['p99'])}× | {fmt(o['srv_cpu'])}/{fmt(b['srv_cpu'])} | "
-                    f"{_ratio(o['srv_cpu'], b['srv_cpu'])}× |"
+                    f"{_ratio(o['achieved_s'], b['achieved_s'])} | "
+                    f"{fmt(o['p99'])}/{fmt(b['p99'])} | {_ratio(o['p99'], b['p99'])}x | "
+                    f"{fmt(o['srv_cpu'])}/{fmt(b['srv_cpu'])} | "
+                    f"{_ratio(o['srv_cpu'], b['srv_cpu'])}x |"
                 )
     if ramps:
-        print(f"\n## Ramp: highest offered rate passing (p99 ≤ {args.slo_ms} ms, all delivered "
-              "and acked, no errors, achieved ≥ 98 % of offered)\n")
+        print(
+            f"\n## Ramp: highest offered rate passing (p99 ≤ {args.slo_ms} ms, all delivered "
+            "and acked, no errors, achieved ≥ 98 % of offered)\n"
+        )
         print("| target | conv | highest passing msg/s | p99 ms there | server CPU % there |")
         print("|---|---|---|---|---|")
         for (name, C), best in ramps.items():
-            print(f"| {name} | {C} | {best.get('offered', 'none')} | {fmt(best.get('p99'))} | "
-                  f"{fmt(best.get('srv_cpu'))} |")
+            print(
+                f"| {name} | {C} | {best.get('offered', 'none')} | {fmt(best.get('p99'))} | "
+                f"{fmt(best.get('srv_cpu'))} |"
+            )
         for C in args.conversations:
             o, b = ramps.get(("confide", C)), ramps.get(("bare", C))
             if o is not None and b is not None:
-                print(f"\nramp C={C}: confide/bare highest passing rate = "
-                      f"{o.get('offered', 0)}/{b.get('offered', 0)} = "
-                      f"{_ratio(o.get('offered'), b.get('offered'))} (capped by --ramp-rates)")
+                print(
+                    f"\nramp C={C}: confide/bare highest passing rate = "
+                    f"{o.get('offered', 0)}/{b.get('offered', 0)} = "
+                    f"{_ratio(o.get('offered'), b.get('offered'))} (capped by --ramp-rates)"
+                )
     if args.json:
         with open(args.json, "a") as fh:
             for r in rows:
@@ -673,9 +784,14 @@ async def main_async(args: argparse.Namespace) -> None:
 def _find(rows: list[dict[str, Any]], t: str, C: int, rate: int) -> dict[str, Any] | None:
     """The best (lowest p99) of the repeats of one point: interference only ever adds latency."""
     cands = [
-        r for r in rows
-        if r["target"] == t and r["conv"] == C and r["offered"] == rate and not r.get("ramp")
-        and "failed" not in r and r.get("p99") is not None
+        r
+        for r in rows
+        if r["target"] == t
+        and r["conv"] == C
+        and r["offered"] == rate
+        and not r.get("ramp")
+        and "failed" not in r
+        and r.get("p99") is not None
     ]
     return min(cands, key=lambda r: r["p99"]) if cands else None
 
@@ -693,22 +809,40 @@ def _ints(s: str) -> list[int]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Confide chat load benchmark (see bench/README.md)")
-    p.add_argument("--targets", default="bare,confide", type=lambda s: s.split(","),
-                   help="comma list of bare,confide (default both, bare first)")
+    p.add_argument(
+        "--targets",
+        default="bare,confide",
+        type=lambda s: s.split(","),
+        help="comma list of bare,confide (default both, bare first)",
+    )
     p.add_argument("--conversations", default="100,1000", type=_ints)
-    p.add_argument("--operators", type=int, default=0,
-                   help="console sockets (default: one per conversation, 1:1)")
-    p.add_argument("--sites", type=int, default=1,
-                   help="confide: sites (one operator user each); conversations and operators "
-                        "are spread over them")
+    p.add_argument(
+        "--operators",
+        type=int,
+        default=0,
+        help="console sockets (default min(conversations, 100): 1:1 at 100, 10 "
+        "conversations each at 1,000)",
+    )
+    p.add_argument(
+        "--sites",
+        type=int,
+        default=0,
+        help="sites (one operator user each, confide only); conversations and "
+        "operators are spread over them round-robin (default operators/10)",
+    )
     p.add_argument("--rates", default="2000,5000", type=_ints, help="offered msg/s, comma list")
     p.add_argument("--ramp", action="store_true", help="also ramp up --ramp-rates until one fails")
     p.add_argument("--ramp-only", action="store_true")
-    p.add_argument("--ramp-rates", default="2000,3000,4000,5000,6000,7000,8000,10000,12000",
-                   type=_ints)
+    p.add_argument(
+        "--ramp-rates", default="2000,3000,4000,5000,6000,7000,8000,10000,12000", type=_ints
+    )
     p.add_argument("--slo-ms", type=float, default=10.0)
-    p.add_argument("--repeat", type=int, default=1,
-                   help="run each point N times (targets interleaved); ratios use the best by p99")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run each point N times (targets interleaved); ratios use the best by p99",
+    )
     p.add_argument("--warmup", type=float, default=2.0)
     p.add_argument("--duration", type=float, default=10.0, help="measured seconds (baselines: 20)")
     p.add_argument("--drain", type=float, default=5.0)
@@ -716,18 +850,60 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--client-cpu", type=int, default=1)
     p.add_argument("--concurrency", type=int, default=100, help="parallel handshakes in setup")
     p.add_argument("--join", action="store_true", help="operators also `join` after `accept`")
-    p.add_argument("--server-env", action="append", default=[],
-                   help="KEY=VALUE for confide serve (repeatable), e.g. CONFIDE_WIDGET_RATE=1000")
-    p.add_argument("--no-raise-limits", action="store_true",
-                   help="do not raise CONFIDE_WIDGET_RATE/BURST when rate/conversations > 5/s")
+    p.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        help="KEY=VALUE for confide serve (repeatable), e.g. CONFIDE_WIDGET_RATE=1000",
+    )
+    p.add_argument(
+        "--no-raise-limits",
+        action="store_true",
+        help="do not raise CONFIDE_WIDGET_RATE/BURST when rate/conversations > 5/s",
+    )
     p.add_argument("--serve-arg", action="append", default=[], help="extra `confide serve` arg")
-    p.add_argument("--database-url", default=None, help="confide: use this DB instead of a temp SQLite")
-    p.add_argument("--bare-ws", default="auto",
-                   help="uvicorn ws impl for the bare relay (auto = websockets-sansio, as confide)")
+    p.add_argument(
+        "--database-url", default=None, help="confide: use this DB instead of a temp SQLite"
+    )
+    p.add_argument(
+        "--bare-ws",
+        default="auto",
+        help="uvicorn ws impl for the bare relay (auto = websockets-sansio, as confide)",
+    )
     p.add_argument("--bare-orjson", action="store_true")
+    p.add_argument(
+        "--bare-arg",
+        action="append",
+        default=[],
+        help="extra relay_bare.py argument, e.g. --bare-arg=--sender-task",
+    )
+    p.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="PCT",
+        help="before each point wait until both CPUs are <= PCT %% busy (0: don't)",
+    )
+    p.add_argument("--quiet-timeout", type=float, default=120.0)
+    p.add_argument(
+        "--foreign-timeout",
+        type=float,
+        default=1800.0,
+        help="with --wait-quiet: also wait up to this long while another bench/*.py runs",
+    )
+    p.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="run the server and this generator at this nice value (e.g. -19, needs root) "
+        "to shield them from other work on a shared machine",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temp dir (db, server log)")
-    p.add_argument("--py-spy", metavar="PATH",
-                   help="profile the server with py-spy during each point (collapsed stacks)")
+    p.add_argument(
+        "--py-spy",
+        metavar="PATH",
+        help="profile the server with py-spy during each point (collapsed stacks)",
+    )
     p.add_argument("--py-spy-native", action="store_true", help="py-spy --native")
     p.add_argument("--json", help="append result rows (JSON lines) to this file")
     return p.parse_args(argv)
@@ -737,6 +913,7 @@ def main() -> None:
     args = parse_args()
     raise_nofile()
     pin_self(args.client_cpu)
+    set_nice(args.nice)
     import uvloop
 
     uvloop.run(main_async(args))

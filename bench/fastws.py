@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import struct
 from collections.abc import Callable
+
 try:
     from websockets.speedups import apply_mask as _apply_mask
 except ImportError:  # pragma: no cover
@@ -77,8 +79,9 @@ class FastWS(asyncio.Protocol):
             status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
             if status != 101:
                 if not self.handshake.done():
-                    self.handshake.set_exception(HandshakeError(status, head + bytes(buf).decode(
-                        "utf-8", "replace")))
+                    self.handshake.set_exception(
+                        HandshakeError(status, head + bytes(buf).decode("utf-8", "replace"))
+                    )
                 if self.transport:
                     self.transport.close()
                 return
@@ -180,14 +183,10 @@ class FastWS(asyncio.Protocol):
     async def close(self, code: int = 1000, timeout: float = 2.0) -> None:
         if self.open:
             self.open = False
-            try:
+            with contextlib.suppress(ConnectionError):
                 self._write_frame(0x8, _pack_H(code))
-            except ConnectionError:
-                pass
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self.closed), timeout)
-        except TimeoutError:
-            pass
         if self.transport:
             self.transport.close()
 
@@ -235,7 +234,8 @@ def parse_ws_url(url: str) -> tuple[str, int, str]:
     return host, int(port or 80), "/" + path
 
 
-async def connect_url(url: str, headers: dict[str, str] | None = None, timeout: float = 60) -> FastWS:
+async def connect_url(
+    url: str, headers: dict[str, str] | None = None, timeout: float = 60
+) -> FastWS:
     host, port, path = parse_ws_url(url)
     return await ws_connect(host, port, path, headers, timeout)
-

@@ -7,8 +7,8 @@ validation.  It speaks just enough of protocol v1 (docs/protocol.md) for ``bench
 * ``/ws/widget``  -- ``hello`` -> ``welcome``; ``open`` -> ``conversation`` (a new room with the
   visitor in it); ``send`` -> ``ack`` to the sender, then ``message`` to every socket in the room
   (the visitor included, as Confide does); ``ping`` -> ``pong``.
-* ``/ws/console`` -- ``hello`` -> ``welcome``; ``accept`` / ``join`` subscribe the socket to the room
-  and reply ``conversation`` / ``history``; ``send`` as above; ``leave``; ``ping``.
+* ``/ws/console`` -- ``hello`` -> ``welcome``; ``accept`` / ``join`` subscribe the socket to the
+  room and reply ``conversation`` / ``history``; ``send`` as above; ``leave``; ``ping``.
 
 This mirrors baseline peer (a) of /work/shared/bench/baselines.md (Starlette on uvicorn, one
 worker, uvloop + httptools; uvicorn's default WebSocket implementation, which in
@@ -58,6 +58,42 @@ class Room:
 
 ROOMS: dict[str, Room] = {}
 _counter = itertools.count(1)
+#: --sender-task: give every socket an outbox + its own sender task, as Confide's Connection
+#: does, to measure what that design costs (memory per idle socket, CPU per frame).
+SENDER_TASK = False
+
+
+class Outbox:
+    """Confide-style per-socket outbox: push() appends; a sender task writes."""
+
+    __slots__ = ("_task", "_wake", "box", "ws")
+
+    def __init__(self, ws: WebSocket) -> None:
+        import asyncio
+        from collections import deque
+
+        self.ws = ws
+        self.box: deque[str] = deque()
+        self._wake = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def send_text(self, text: str) -> None:
+        self.box.append(text)
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self.box:
+                await self.ws.send_text(self.box.popleft())
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+
+def _wrap(ws: WebSocket) -> Any:
+    return Outbox(ws) if SENDER_TASK else ws
 
 
 async def _broadcast(room: Room, data: str) -> None:
@@ -71,7 +107,9 @@ async def _broadcast(room: Room, data: str) -> None:
 async def _send(ws: WebSocket, frame: dict[str, Any], role: str) -> None:
     room = ROOMS.get(frame.get("conversation", ""))
     if room is None:
-        await ws.send_text(_dumps({"type": "error", "code": "not_found", "message": "no such room"}))
+        await ws.send_text(
+            _dumps({"type": "error", "code": "not_found", "message": "no such room"})
+        )
         return
     room.seq += 1
     at = _now()
@@ -98,12 +136,13 @@ async def _send(ws: WebSocket, frame: dict[str, Any], role: str) -> None:
     await _broadcast(room, _dumps(message))
 
 
-async def widget_endpoint(ws: WebSocket) -> None:
-    await ws.accept()
+async def widget_endpoint(raw_ws: WebSocket) -> None:
+    await raw_ws.accept()
+    ws = _wrap(raw_ws)
     mine: list[Room] = []
     try:
         while True:
-            frame = _loads(await ws.receive_text())
+            frame = _loads(await raw_ws.receive_text())
             kind = frame.get("type")
             if kind == "send":
                 await _send(ws, frame, "visitor")
@@ -131,18 +170,21 @@ async def widget_endpoint(ws: WebSocket) -> None:
     except WebSocketDisconnect:
         pass
     finally:
+        if ws is not raw_ws:
+            ws.stop()
         for room in mine:
             room.members.discard(ws)
             if not room.members:
                 ROOMS.pop(room.id, None)
 
 
-async def console_endpoint(ws: WebSocket) -> None:
-    await ws.accept()
+async def console_endpoint(raw_ws: WebSocket) -> None:
+    await raw_ws.accept()
+    ws = _wrap(raw_ws)
     joined: list[Room] = []
     try:
         while True:
-            frame = _loads(await ws.receive_text())
+            frame = _loads(await raw_ws.receive_text())
             kind = frame.get("type")
             if kind == "send":
                 await _send(ws, frame, "agent")
@@ -188,6 +230,8 @@ async def console_endpoint(ws: WebSocket) -> None:
     except WebSocketDisconnect:
         pass
     finally:
+        if ws is not raw_ws:
+            ws.stop()
         for room in joined:
             room.members.discard(ws)
 
@@ -201,14 +245,23 @@ app = Starlette(
 
 
 def main() -> None:
-    global _loads, _dumps
+    global _loads, _dumps, SENDER_TASK
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
-    p.add_argument("--ws", default="auto",
-                   help="uvicorn ws implementation (auto = websockets-sansio, what confide gets)")
+    p.add_argument(
+        "--ws",
+        default="auto",
+        help="uvicorn ws implementation (auto = websockets-sansio, what confide gets)",
+    )
     p.add_argument("--orjson", action="store_true", help="use orjson instead of stdlib json")
+    p.add_argument(
+        "--sender-task",
+        action="store_true",
+        help="per-socket outbox + sender task, like Confide's Connection",
+    )
     a = p.parse_args()
+    SENDER_TASK = a.sender_task
     if a.orjson:
         import orjson
 
@@ -221,7 +274,7 @@ def main() -> None:
 
     import resource
 
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
     import uvicorn

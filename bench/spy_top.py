@@ -1,6 +1,6 @@
 """Summarise py-spy collapsed stacks (``--format raw``): top self and inclusive frames.
 
-    .venv/bin/python bench/spy_top.py profile.txt [--top 30] [--filter confide]
+.venv/bin/python bench/spy_top.py profile.txt [--top 30] [--filter confide]
 """
 
 from __future__ import annotations
@@ -14,13 +14,18 @@ def main() -> None:
     p.add_argument("path")
     p.add_argument("--top", type=int, default=30)
     p.add_argument("--filter", default="", help="only count inclusive frames containing this")
-    p.add_argument("--thread", default="", help="only stacks whose thread frame contains this "
-                   "(profiles taken with py-spy --threads)")
+    p.add_argument(
+        "--thread",
+        default="",
+        help="only stacks whose thread frame contains this (profiles taken with py-spy --threads)",
+    )
     a = p.parse_args()
     self_c: Counter[str] = Counter()
     incl: Counter[str] = Counter()
     total = 0
-    for line in open(a.path):
+    with open(a.path) as fh:
+        lines = fh.read().splitlines()
+    for line in lines:
         line = line.rstrip()
         if not line:
             continue

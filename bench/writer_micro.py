@@ -9,7 +9,9 @@ for its ack before reading the next frame):
 * ``aiosqlite`` -- the same three statements per batch (SELECT existing, UPDATE..RETURNING,
   multi-row INSERT) + COMMIT issued directly on one aiosqlite connection (no SQLAlchemy);
 * ``sqlite3``  -- the same statements with the stdlib ``sqlite3`` module called directly on the
-  event-loop thread (no thread hop, no SQLAlchemy), batched the same way.
+  event-loop thread (no thread hop, no SQLAlchemy), batched the same way;
+* ``sqlite3-thread`` -- the same, but the whole batch runs as ONE call on a dedicated writer
+  thread (one hop per batch instead of one per statement/fetch).
 
 Reports msg/s, CPU µs per message (process CPU time / messages), mean batch size and the
 latency of one ``post`` (submit -> committed).  Example::
@@ -32,17 +34,19 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import md_table, pct, pin_self  # noqa: E402
+from common import md_table, pct, pin_self
 
 TEXT = "x" * 100
 
 
-async def _fixtures(db_url: str, conversations: int) -> tuple[Any, list[Any]]:
+async def _fixtures(
+    db_url: str, conversations: int, window_ms: float = 0.0
+) -> tuple[Any, list[Any]]:
     from confide.chat.service import ConversationRef
     from confide.settings import Settings
     from confide.web.context import AppContext
 
-    ctx = AppContext.build(Settings(database_url=db_url))
+    ctx = AppContext.build(Settings(database_url=db_url, commit_window_ms=window_ms))
     await ctx.start()
     org = await ctx.accounts.create_organisation("Bench Org")
     site = await ctx.sites.create_site(
@@ -55,8 +59,8 @@ async def _fixtures(db_url: str, conversations: int) -> tuple[Any, list[Any]]:
     return ctx, refs
 
 
-async def run_service(db_url: str, senders: int, messages: int) -> dict[str, Any]:
-    ctx, refs = await _fixtures(db_url, senders)
+async def run_service(db_url: str, senders: int, messages: int, window_ms: float) -> dict[str, Any]:
+    ctx, refs = await _fixtures(db_url, senders, window_ms)
     per = messages // senders
     lat: list[float] = []
 
@@ -74,7 +78,8 @@ async def run_service(db_url: str, senders: int, messages: int) -> dict[str, Any
     batches = ctx.writer.batches - b0
     done = ctx.writer.messages - m0
     await ctx.stop()
-    return _row("service", senders, done, t1 - t0, cpu1 - cpu0, done / max(1, batches), lat)
+    name = "service" if not window_ms else f"service(window {window_ms:g} ms)"
+    return _row(name, senders, done, t1 - t0, cpu1 - cpu0, done / max(1, batches), lat)
 
 
 _SQL_EXISTING = (
@@ -116,13 +121,13 @@ async def run_raw(db_url: str, senders: int, messages: int, mode: str) -> dict[s
     lat: list[float] = []
     stats = {"batches": 0, "messages": 0}
 
-    if mode == "sqlite3":
+    if mode in ("sqlite3", "sqlite3-thread"):
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
 
-        async def commit(batch: list[tuple[str, str, str, str]]) -> None:
+        def sync_commit(batch: list[tuple[str, str, str, str]]) -> None:
             ex_sql, ex_args, up_sql, up_args = _batch_sql(batch)
             conn.execute("BEGIN IMMEDIATE")
             conn.execute(ex_sql, ex_args).fetchall()
@@ -130,6 +135,18 @@ async def run_raw(db_url: str, senders: int, messages: int, mode: str) -> dict[s
             rows = _rows(batch, heads)
             conn.executemany(_SQL_INSERT, rows)
             conn.execute("COMMIT")
+
+        if mode == "sqlite3":
+
+            async def commit(batch: list[tuple[str, str, str, str]]) -> None:
+                sync_commit(batch)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            pool = ThreadPoolExecutor(1)
+
+            async def commit(batch: list[tuple[str, str, str, str]]) -> None:
+                await asyncio.get_running_loop().run_in_executor(pool, sync_commit, batch)
     else:
         import aiosqlite
 
@@ -196,8 +213,9 @@ def _rows(batch: list[tuple[str, str, str, str]], heads: dict[str, int]) -> list
     return rows
 
 
-def _row(variant: str, senders: int, done: int, wall: float, cpu: float, batch: float,
-         lat: list[float]) -> dict[str, Any]:
+def _row(
+    variant: str, senders: int, done: int, wall: float, cpu: float, batch: float, lat: list[float]
+) -> dict[str, Any]:
     lat.sort()
     return {
         "variant": variant,
@@ -212,32 +230,42 @@ def _row(variant: str, senders: int, done: int, wall: float, cpu: float, batch: 
     }
 
 
-def _child(variant: str, senders: int, messages: int) -> dict[str, Any]:
+def _child(variant: str, senders: int, messages: int, window_ms: float) -> dict[str, Any]:
     import uvloop
 
     work = Path(tempfile.mkdtemp(prefix="confide-writer-"))
     db_url = f"sqlite+aiosqlite:///{work / 'w.db'}"
-    subprocess.run([str(Path(sys.executable).parent / "confide"), "migrate", "--database-url", db_url],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [str(Path(sys.executable).parent / "confide"), "migrate", "--database-url", db_url],
+        check=True,
+        capture_output=True,
+    )
     if variant == "service":
-        return uvloop.run(run_service(db_url, senders, messages))
+        return uvloop.run(run_service(db_url, senders, messages, window_ms))
     return uvloop.run(run_raw(db_url, senders, messages, variant))
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--variants", default="service,aiosqlite,sqlite3")
+    p.add_argument("--variants", default="service,aiosqlite,sqlite3,sqlite3-thread")
     p.add_argument("--senders", default="1,10,100")
     p.add_argument("--messages", type=int, default=10000)
     p.add_argument("--cpu", type=int, default=0)
-    p.add_argument("--child", nargs=3, metavar=("VARIANT", "SENDERS", "MESSAGES"),
-                   help=argparse.SUPPRESS)
+    p.add_argument(
+        "--window-ms",
+        type=float,
+        default=0.0,
+        help="service variant: Settings.commit_window_ms (CONFIDE_COMMIT_WINDOW_MS)",
+    )
+    p.add_argument(
+        "--child", nargs=3, metavar=("VARIANT", "SENDERS", "MESSAGES"), help=argparse.SUPPRESS
+    )
     a = p.parse_args()
     if a.child:
         import json
 
         pin_self(a.cpu)
-        print(json.dumps(_child(a.child[0], int(a.child[1]), int(a.child[2]))))
+        print(json.dumps(_child(a.child[0], int(a.child[1]), int(a.child[2]), a.window_ms)))
         return
     import json
 
@@ -245,8 +273,21 @@ def main() -> None:
     for s in [int(x) for x in a.senders.split(",")]:
         for v in a.variants.split(","):
             out = subprocess.run(
-                [sys.executable, __file__, "--cpu", str(a.cpu), "--child", v, str(s), str(a.messages)],
-                capture_output=True, text=True, env={**os.environ, "CONFIDE_LOG_LEVEL": "WARNING"},
+                [
+                    sys.executable,
+                    __file__,
+                    "--cpu",
+                    str(a.cpu),
+                    "--window-ms",
+                    str(a.window_ms),
+                    "--child",
+                    v,
+                    str(s),
+                    str(a.messages),
+                ],
+                capture_output=True,
+                text=True,
+                env={**os.environ, "CONFIDE_LOG_LEVEL": "WARNING"},
             )
             if out.returncode != 0:
                 print(f"{v} senders={s} failed:\n{out.stderr[-2000:]}")
@@ -254,8 +295,20 @@ def main() -> None:
             row = json.loads(out.stdout.strip().splitlines()[-1])
             print(row, flush=True)
             rows.append(row)
-    cols = [(k, k) for k in ["variant", "senders", "messages", "msg_s", "cpu_us_per_msg", "cpu_pct",
-                             "mean_batch", "post_p50_ms", "post_p99_ms"]]
+    cols = [
+        (k, k)
+        for k in [
+            "variant",
+            "senders",
+            "messages",
+            "msg_s",
+            "cpu_us_per_msg",
+            "cpu_pct",
+            "mean_batch",
+            "post_p50_ms",
+            "post_p99_ms",
+        ]
+    ]
     print()
     print(md_table(rows, cols))
 
