@@ -125,8 +125,8 @@ async def widget_socket(ws: WebSocket) -> None:
         if frame.type == "hello":
             if from_frame and not ctx.sites.origin_allowed(site, frame.data.get("host")):
                 raise ProtocolError("origin_not_allowed", "This page may not embed the chat.")
-            session.greeted = True
             await _widget_hello(session, site, frame, conn)
+            session.greeted = True  # only now: a failed hello may be retried ("internal")
             return
         if frame.type == "open":
             actor, view, token = await ctx.chat.open_conversation(
@@ -201,7 +201,6 @@ async def console_socket(ws: WebSocket) -> None:
         _check_hello(session, frame)
         chat, data = ctx.chat, frame.data
         if frame.type == "hello":
-            session.greeted = True
             for site_id in principal.site_ids:
                 ctx.hub.subscribe(conn, recipients.site_agents(site_id))
             views = await chat.agent_conversations(principal)
@@ -234,8 +233,10 @@ async def console_socket(ws: WebSocket) -> None:
                     "visitors": visitors,
                 }
             )
-            arrived = True
-            await ctx.agent_arrived(principal.site_ids)
+            session.greeted = True  # only now: a failed hello may be retried ("internal")
+            if not arrived:
+                arrived = True
+                await ctx.agent_arrived(principal.site_ids)
             return
         if await session.common(principal, frame):
             return
