@@ -27,7 +27,9 @@ Examples::
 
     .venv/bin/python bench/ingest_load.py                       # events 1 and 10, both targets
     .venv/bin/python bench/ingest_load.py --events 1 --connections 64 --duration 20 --repeat 3
-    .venv/bin/python bench/ingest_load.py --targets confide --py-spy /tmp/ingest   # profile
+    .venv/bin/python bench/ingest_load.py --targets confide --events 1 --py-spy-gil \\
+        --py-spy /tmp/ingest                                        # profile (GIL samples)
+    .venv/bin/python bench/ingest_load.py --categorise /tmp/ingest-confide-e1-r0.txt
 """
 
 from __future__ import annotations
@@ -333,13 +335,18 @@ def count_page_views(db_url: str) -> int:
         return int(c.execute("SELECT count(*) FROM page_views").fetchone()[0])
 
 
-def start_py_spy(pid: int, out: Path, seconds: float) -> subprocess.Popen[bytes] | None:
+def start_py_spy(
+    pid: int, out: Path, seconds: float, gil: bool = False
+) -> subprocess.Popen[bytes] | None:
     exe = shutil.which("py-spy", path=str(common.VENV_BIN)) or shutil.which("py-spy")
     if not exe:
         print("py-spy not found: pip install py-spy into the venv", file=sys.stderr)
         return None
-    cmd = [exe, "record", "--pid", str(pid), "--rate", "200", "--nonblocking", "--threads"]
-    cmd += ["--format", "raw", "--duration", str(int(seconds)), "--output", str(out)]
+    cmd = [exe, "record", "--pid", str(pid), "--threads", "--format", "raw"]
+    # --gil: only the thread holding the GIL, whole stacks (pauses the process per sample, so
+    # the server runs slower); otherwise non-blocking sampling at 200 Hz (partial stacks).
+    cmd += ["--rate", "100", "--gil"] if gil else ["--rate", "200", "--nonblocking"]
+    cmd += ["--duration", str(int(seconds)), "--output", str(out)]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -351,7 +358,7 @@ def one_point(target: str, events: int, args: argparse.Namespace, rep: int) -> d
         watch = srv.watch()
         if args.py_spy and target == "confide":
             out = Path(f"{args.py_spy}-confide-e{events}-r{rep}.txt")
-            spy = start_py_spy(srv.proc.pid, out, args.warmup + args.duration)
+            spy = start_py_spy(srv.proc.pid, out, args.warmup + args.duration, args.py_spy_gil)
 
         async def go() -> tuple[Stats, float, float, dict[int, tuple[int, int]], float, float]:
             # CPU accounting over the measured window only
@@ -439,6 +446,50 @@ def wait_quiet(limit: float, timeout: float) -> float:
         time.sleep(5)
 
 
+#: Profile categories, matched from the leaf frame upwards (the first match names the sample).
+CATEGORIES = [
+    ("access log (logging)", r"logging/__init__|confide/logs\.py"),
+    ("live-visitor publish", r"realtime/|live_row"),
+    ("writer: SQLAlchemy + aiosqlite (event loop)", r"sqlalchemy/|aiosqlite/"),
+    ("writer: batch building", r"tracking/writer\.py"),
+    ("geo / UA / URL", r"tracking/(geo|useragent|urls)\.py|ipaddress\.py|ua_parser"),
+    ("beacon parsing + route", r"tracking/events\.py|routes/tracking\.py|orjson"),
+    ("tracking service", r"tracking/service\.py"),
+    ("site lookup", r"sites/service\.py"),
+    ("security headers (CSP nonce)", r"web/security\.py|secrets\.py|random\.py"),
+    ("anyio (thread pool for sync dependencies)", r"anyio/"),
+    ("FastAPI / Starlette", r"fastapi/|starlette/"),
+    ("uvicorn HTTP + proxy headers", r"uvicorn/"),
+]
+
+
+def categorise(path: str) -> None:
+    """Share of samples per category (for a ``--py-spy-gil`` profile: of GIL-holding time)."""
+    counts: dict[str, int] = {}
+    total = 0
+    with open(path) as fh:
+        for line in fh:
+            stack, _, n = line.rstrip().rpartition(" ")
+            if not stack:
+                continue
+            frames = stack.split(";")
+            name = "event loop / other"
+            if "_connection_worker_thread" in stack:
+                name = "SQLite (aiosqlite threads)"
+            else:
+                for frame in reversed(frames[1:]):
+                    hit = next((c for c, rx in CATEGORIES if re.search(rx, frame)), None)
+                    if hit:
+                        name = hit
+                        break
+            counts[name] = counts.get(name, 0) + int(n)
+            total += int(n)
+    print("| category | share of samples |\n|---|---|")
+    for name, n in sorted(counts.items(), key=lambda kv: -kv[1]):
+        print(f"| {name} | {100 * n / total:.1f} % |")
+    print(f"\n{total} samples")
+
+
 COLS = [
     ("target", "target"),
     ("events/req", "events/req"),
@@ -470,6 +521,8 @@ def main() -> None:
     p.add_argument("--client-cpu", type=int, default=1)
     p.add_argument("--wait-quiet", type=float, default=0.0, help="wait for loadavg below this")
     p.add_argument("--py-spy", default="", help="profile confide into PREFIX-confide-eE-rR.txt")
+    p.add_argument("--py-spy-gil", action="store_true", help="profile with py-spy --gil")
+    p.add_argument("--categorise", default="", help="summarise a py-spy raw profile and exit")
     p.add_argument("--json", default="", help="append result rows (JSON lines) to this file")
     p.add_argument("--keep", action="store_true", help="keep the servers' temp dirs")
     p.add_argument(
@@ -482,6 +535,9 @@ def main() -> None:
     args = p.parse_args()
     if args.serve_bare:
         serve_bare(args.serve_bare)
+        return
+    if args.categorise:
+        categorise(args.categorise)
         return
     common.pin_self(args.client_cpu)
     common.raise_nofile()

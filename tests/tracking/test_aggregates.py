@@ -336,7 +336,7 @@ def test_concurrent_rollups_of_the_same_days(
         request.applymarker(
             pytest.mark.xfail(
                 strict=False,
-                reason="BUG aggregates.py:37-42: on PostgreSQL (READ COMMITTED) two overlapping "
+                reason="BUG aggregates.py:37-43: on PostgreSQL (READ COMMITTED) two overlapping "
                 "roll-ups of a day both DELETE, then both INSERT: UNIQUE(site_id, day, dimension, "
                 "key) fails in one of them. Take a lock first (SELECT pg_advisory_xact_lock(day)) "
                 "or serialise roll-ups in one task",

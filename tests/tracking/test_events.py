@@ -230,7 +230,7 @@ def test_events_without_a_visit_are_refused() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="events.py:125-130: an event already refused for its own reason is listed again "
+    reason="events.py:127-133: an event already refused for its own reason is listed again "
     "with 'visit is required' (the same index twice); skip indices already rejected",
 )
 def test_each_refused_index_is_listed_once() -> None:

@@ -578,11 +578,28 @@ def test_a_returning_visitor(env: Env) -> None:
     assert sv is not None and sv.visit_count == 2
 
 
+def test_pings_for_a_visit_never_started_are_refused(env: Env) -> None:
+    visit = new_id()
+    r = send(
+        env, env.notice_a, NOTICE_A, [ping(1, 15), {**ping(1, 20), "type": "leave"}], visit=visit
+    )
+    assert r.status_code == 202
+    reason = "unknown visit (start it with a pageview)"
+    assert r.json() == {
+        "accepted": 0,
+        "rejected": [{"index": 0, "reason": reason}, {"index": 1, "reason": reason}],
+        "honoured": None,
+        "invite": None,
+    }
+    nothing_stored(env, visit)
+
+
 def test_a_visit_id_from_another_site_is_not_joined(env: Env) -> None:
     visit = new_id()
     send(env, env.notice_a, NOTICE_A, [pageview("/a")], visit=visit)
     r = send(env, env.notice_b, NOTICE_B, [pageview("/b")], visit=visit)
     assert r.status_code == 202
+    assert r.json()["accepted"] == 0 and [x["index"] for x in r.json()["rejected"]] == [0]
     v = visit_of(env, visit)
     assert v is not None and v.site_id == env.notice_a_id and v.pageviews == 1
     assert pages_of(env, visit) == [(1, "/a", None, 0)]
@@ -623,7 +640,7 @@ def test_concurrent_first_beacons_of_a_new_visit(env: Env) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="BUG writer.py:218-251: new visits of one batch are grouped by cookie hash, so two "
+    reason="BUG writer.py:221-254: new visits of one batch are grouped by cookie hash, so two "
     "tabs of a new browser (one cookie, two visits: sessionStorage is per tab) bump "
     "site_visitors.visit_count once; count one bump per new visit",
 )
