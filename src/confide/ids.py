@@ -25,6 +25,11 @@ def new_site_key() -> str:
     return "site_" + secrets.token_urlsafe(12)
 
 
+def pseudonym(random_id: str) -> str:
+    """ "Visitor 4F2A": a label for agents derived from a random id (reveals nothing else)."""
+    return "Visitor " + random_id[:4].upper().replace("-", "X").replace("_", "Y")
+
+
 def secret_hash(secret: str) -> str:
     """SHA-256 of a high-entropy secret; safe as a lookup key (no salt needed at 256 bits)."""
     return hashlib.sha256(secret.encode()).hexdigest()

@@ -18,7 +18,7 @@ from confide.chat.views import ConversationView, MessageView, ack_frame, message
 from confide.chat.writer import Draft, MessageWriter, Stored
 from confide.clock import utcnow
 from confide.errors import EmptyText, InvalidInput, InvalidState, NotFound, TextTooLong
-from confide.ids import new_id, new_secret, secret_hash
+from confide.ids import new_id, new_secret, pseudonym, secret_hash
 from confide.realtime.broker import Broker, Event
 from confide.realtime.protocol import MAX_NAME_CHARS, MAX_TEXT_CHARS
 from confide.sites.models import Site
@@ -57,10 +57,6 @@ def clean_text(text: str) -> str:
     if len(text) > MAX_TEXT_CHARS:
         raise TextTooLong(f"Messages are limited to {MAX_TEXT_CHARS} characters.")
     return text
-
-
-def _label(visitor_id: str) -> str:
-    return "Visitor " + visitor_id[:4].upper().replace("-", "X").replace("_", "Y")
 
 
 class ChatService:
@@ -120,7 +116,7 @@ class ChatService:
                     organisation_id=site.organisation_id,
                     site_id=site.id,
                     token_hash=secret_hash(token),
-                    label=_label(visitor_id),
+                    label=pseudonym(visitor_id),
                     created_at=now,
                     last_seen_at=now,
                 )
@@ -175,7 +171,7 @@ class ChatService:
                     organisation_id=site.organisation_id,
                     site_id=site.id,
                     token_hash=None,
-                    label=_label(visitor_id),
+                    label=pseudonym(visitor_id),
                     created_at=now,
                     last_seen_at=now,
                 )

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
 
 from confide.chat import recipients
+from confide.chat.views import iso
 from confide.clock import utcnow
 from confide.errors import InvalidState, NotFound
+from confide.ids import pseudonym
 from confide.realtime.broker import Broker, Event
 from confide.sites.models import Site
 from confide.storage.engine import Database
@@ -171,7 +173,7 @@ class TrackingService:
             ).all()
         row = live_row(_columns(visit))
         row["path"] = [
-            {"seq": p.seq, "path": p.path, "title": p.title, "at": _iso(p.at), "seconds": p.seconds}
+            {"seq": p.seq, "path": p.path, "title": p.title, "at": iso(p.at), "seconds": p.seconds}
             for p in pages
         ]
         return row
@@ -181,21 +183,17 @@ def _columns(visit: Visit) -> dict[str, Any]:
     return {c.key: getattr(visit, c.key) for c in Visit.__table__.columns}
 
 
-def _iso(at: datetime) -> str:
-    return at.isoformat().replace("+00:00", "Z")
-
-
 def live_row(v: dict[str, Any]) -> dict[str, Any]:
     """A visit as the console's live list shows it (see docs/tracking.md)."""
     label_source = v["site_visitor_id"] or v["id"]
     return {
         "id": v["id"],
         "site_id": v["site_id"],
-        "label": "Visitor " + label_source[:4].upper().replace("-", "X").replace("_", "Y"),
+        "label": pseudonym(label_source),
         "page": {"path": v["last_path"], "title": v["last_title"]} if v["last_path"] else None,
         "pageviews": v["pageviews"],
-        "started_at": _iso(v["started_at"]),
-        "last_seen_at": _iso(v["last_seen_at"]),
+        "started_at": iso(v["started_at"]),
+        "last_seen_at": iso(v["last_seen_at"]),
         "seconds": v["seconds"],
         "location": {"country": v["country"], "region": v["region"], "city": v["city"]},
         "device": {
