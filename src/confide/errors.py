@@ -84,3 +84,9 @@ class RateLimited(ConfideError):
     """Too many requests. Slow down and retry."""
 
     code = "rate_limited"
+
+
+class ConsentRequired(InvalidState):
+    """The visitor has not consented in the chat to their details going to the client."""
+
+    code = "consent_required"

@@ -43,3 +43,20 @@ class Settings(BaseSettings):
     demo_site_key: str = ""
     #: The second demo site (another dealership) at /demo/east/: proves identifiers stay per site.
     demo_east_site_key: str = ""
+    #: Lead delivery by email: the SMTP relay (EU/UK-hosted in production) and the sender.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_username: str = ""
+    smtp_password: str = ""
+    mail_from: str = "Confide leads <leads@confide.localhost>"
+    #: The in-process delivery worker (off when separate `confide worker` processes run).
+    worker: bool = True
+    worker_poll_s: float = Field(default=1.0, gt=0.0)
+    delivery_max_attempts: int = Field(default=8, ge=1, le=50)
+    #: Exponential backoff: base * 2^(attempt-1), capped, with jitter.
+    delivery_backoff_s: float = Field(default=5.0, gt=0.0)
+    delivery_backoff_max_s: float = Field(default=3600.0, gt=0.0)
+    #: A job whose worker died is taken again after this long.
+    delivery_lease_s: float = Field(default=120.0, gt=0.0)
+    delivery_concurrency: int = Field(default=4, ge=1, le=64)

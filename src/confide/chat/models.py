@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped
 
 from confide.storage.base import Base, PersonalText, UTCDateTime, field
@@ -42,6 +42,10 @@ class Visitor(SiteScoped, Base):
     )
     #: A pseudonymous label shown to agents ("Visitor 4F2A"), derived from the random id.
     label: Mapped[str] = field(PersonalText, category="user.pseudonym", retention="contract")
+    #: The browser sent Global Privacy Control (R14): a person it becomes is opted out of sale.
+    gpc: Mapped[bool] = field(
+        Boolean, default=False, category="system.operations", retention="contract"
+    )
     created_at: Mapped[datetime] = field(
         UTCDateTime, category="system.operations", retention="contract"
     )
@@ -94,6 +98,28 @@ class Conversation(SiteScoped, Base):
     #: The visit (usage and behavioural data) during which the chat started, when tracked.
     visit_id: Mapped[str | None] = field(
         String(32), nullable=True, category="system.id", retention="contract"
+    )
+    #: The person the visitor became by giving details (R23); attached again on a later chat (R24).
+    person_id: Mapped[str | None] = field(
+        ForeignKey("persons.id", ondelete="SET NULL"),
+        nullable=True,
+        index=True,
+        category="system.id",
+        retention="contract",
+    )
+    #: The visitor's rating of the chat, 1-5, and their comment (the policy's "customer reviews").
+    rating: Mapped[int | None] = field(
+        Integer,
+        nullable=True,
+        category="user.content.review",
+        retention="contract",
+        info={"plaintext_reason": "a number from 1 to 5"},
+    )
+    rating_comment: Mapped[str | None] = field(
+        PersonalText, nullable=True, category="user.content.review", retention="contract"
+    )
+    rated_at: Mapped[datetime | None] = field(
+        UTCDateTime, nullable=True, category="system.operations", retention="contract"
     )
     last_seq: Mapped[int] = field(
         Integer, default=0, category="system.operations", retention="contract"

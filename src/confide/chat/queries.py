@@ -82,6 +82,9 @@ def _to_view(row: tuple[object, ...]) -> ConversationView:
         preview=text[:140] if text else None,
         created_at=c.created_at,
         updated_at=c.updated_at,
+        person_id=c.person_id,
+        rating=c.rating,
+        rating_comment=c.rating_comment,
     )
 
 

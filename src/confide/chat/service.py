@@ -19,6 +19,8 @@ from confide.chat.writer import Draft, MessageWriter, Stored
 from confide.clock import utcnow
 from confide.errors import EmptyText, InvalidInput, InvalidState, NotFound, TextTooLong
 from confide.ids import new_id, new_secret, pseudonym, secret_hash
+from confide.leads.detect import mask_cards
+from confide.leads.models import Person
 from confide.realtime.broker import Broker, Event
 from confide.realtime.protocol import MAX_NAME_CHARS, MAX_TEXT_CHARS
 from confide.sites.models import Site
@@ -96,7 +98,13 @@ class ChatService:
         return actor, view
 
     async def open_conversation(
-        self, site: Site, actor: VisitorActor | None, name: str | None, visit_id: str | None = None
+        self,
+        site: Site,
+        actor: VisitorActor | None,
+        name: str | None,
+        visit_id: str | None = None,
+        *,
+        gpc: bool = False,
     ) -> tuple[VisitorActor, ConversationView, str | None]:
         """The visitor's open conversation, or a new one waiting for an agent.
 
@@ -117,6 +125,7 @@ class ChatService:
                     site_id=site.id,
                     token_hash=secret_hash(token),
                     label=pseudonym(visitor_id),
+                    gpc=gpc,
                     created_at=now,
                     last_seen_at=now,
                 )
@@ -137,6 +146,17 @@ class ChatService:
                     assert view is not None
                     return actor, view, None
             conv = _new_conversation(site, actor.visitor_id, "chat", now, name=name)
+            # A returning visitor who chats again: their earlier details come with them (R24).
+            conv.person_id = await s.scalar(
+                select(Person.id)
+                .where(Person.visitor_id == actor.visitor_id)
+                .order_by(Person.created_at.desc())
+                .limit(1)
+            )
+            if gpc:
+                await s.execute(
+                    update(Visitor).where(Visitor.id == actor.visitor_id).values(gpc=True)
+                )
             if visit_id is not None:
                 # The visit's path and usage data become the chat's context (policy 2.3), in the
                 # same transaction, so the first event agents receive already names the visit.
@@ -147,6 +167,12 @@ class ChatService:
                 )
                 if linked.rowcount:  # type: ignore[attr-defined]
                     conv.visit_id = visit_id
+                    if conv.person_id is not None:
+                        await s.execute(
+                            update(Visit)
+                            .where(Visit.id == visit_id)
+                            .values(person_id=conv.person_id)
+                        )
             s.add(conv)
             await s.flush()
             view = await queries.conversation_view(s, conv.id)
@@ -220,9 +246,14 @@ class ChatService:
     # --- messages -------------------------------------------------------------------------
 
     async def post(self, actor: Actor, ref: ConversationRef, client_id: str, text: str) -> Stored:
-        """Store a message; returns after commit (the caller acks then). Idempotent on client_id."""
+        """Store a message; returns after commit (the caller acks then). Idempotent on client_id.
+
+        Payment card numbers are masked here, before anything is stored, shown or forwarded
+        (on both sides): nobody should ever hold them, and a chat is no place for them.
+        """
         assert self.writer is not None
-        text = clean_text(text)
+        masked = mask_cards(clean_text(text))
+        text, notice = masked.text, ("card_masked" if masked.cards else None)
         if isinstance(actor, Principal):
             role, author_id, name = "agent", actor.user_id, actor.name
         else:
@@ -238,8 +269,27 @@ class ChatService:
             name,
             text,
             loop.create_future(),
+            notice,
         )
         return await self.writer.submit(draft)
+
+    async def post_system(self, ref: ConversationRef, client_id: str, text: str) -> Stored:
+        """A line in the transcript written by the product itself (consent questions, answers)."""
+        assert self.writer is not None
+        loop = asyncio.get_running_loop()
+        draft = Draft(
+            ref.id,
+            ref.organisation_id,
+            ref.site_id,
+            client_id,
+            "system",
+            None,
+            "Confide",
+            text,
+            loop.create_future(),
+        )
+        stored = await self.writer.submit(draft)
+        return stored
 
     async def publish_committed(self, stored: list[Stored]) -> None:
         """Called by the writer after each commit: one event per new message."""
@@ -294,6 +344,26 @@ class ChatService:
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 raise InvalidState("The conversation is already closed.")
+            view = await queries.conversation_view(s, ref.id)
+            assert view is not None
+        await self._publish_change(view)
+        return view
+
+    async def rate(
+        self, actor: VisitorActor, ref: ConversationRef, score: int, comment: str | None
+    ) -> ConversationView:
+        """The visitor's rating of the chat (the policy's "customer reviews"); may be changed."""
+        if not 1 <= score <= 5:
+            raise InvalidInput("A rating is a whole number from 1 to 5.")
+        comment = (comment or "").strip()[:1000] or None
+        async with self.db.session(Scope.system()) as s:
+            conv = await s.get(Conversation, ref.id)
+            if conv is None or conv.visitor_id != actor.visitor_id:
+                raise NotFound("No such conversation.")
+            if conv.last_seq == 0:
+                raise InvalidState("There is nothing to rate yet.")
+            conv.rating, conv.rating_comment, conv.rated_at = score, comment, utcnow()
+            await s.flush()
             view = await queries.conversation_view(s, ref.id)
             assert view is not None
         await self._publish_change(view)

@@ -39,6 +39,9 @@ class ConversationView:
     preview: str | None
     created_at: datetime
     updated_at: datetime
+    person_id: str | None = None
+    rating: int | None = None
+    rating_comment: str | None = None
 
     def for_agents(self) -> dict[str, Any]:
         return {
@@ -62,6 +65,10 @@ class ConversationView:
             "preview": self.preview,
             "created_at": iso(self.created_at),
             "updated_at": iso(self.updated_at),
+            "person_id": self.person_id,
+            "rating": (
+                {"score": self.rating, "comment": self.rating_comment} if self.rating else None
+            ),
         }
 
     def for_visitor(self) -> dict[str, Any]:
@@ -72,6 +79,7 @@ class ConversationView:
             "last_seq": self.last_seq,
             "agent_seen_seq": self.agent_seen_seq,
             "created_at": iso(self.created_at),
+            "rated": self.rating is not None,
         }
 
 
@@ -117,6 +125,10 @@ def ack_frame(m: Stored, ref: str | None) -> dict[str, Any]:
         "at": iso(m.created_at),
         "duplicate": m.duplicate,
     }
+    if m.notice is not None:
+        # The stored text differs from what the sender typed: they must see what was kept.
+        frame["notice"] = m.notice
+        frame["text"] = m.text
     if ref is not None:
         frame["ref"] = ref
     return frame

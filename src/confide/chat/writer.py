@@ -53,6 +53,8 @@ class Draft:
     author_name: str
     text: str
     future: asyncio.Future[Stored] = field(repr=False)
+    #: Why the stored text differs from what was sent (e.g. "card_masked"), told to the sender.
+    notice: str | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -69,6 +71,7 @@ class Stored:
     duplicate: bool
     #: The conversation's state when the message was committed (decides queue previews).
     state: str
+    notice: str | None = None
 
 
 OnCommitted = Callable[[list[Stored]], Awaitable[None]]
@@ -300,6 +303,7 @@ def _stored(d: Draft, seq: int, at: datetime, duplicate: bool, state: str) -> St
         at,
         duplicate,
         state,
+        d.notice,
     )
 
 

@@ -81,6 +81,26 @@ def _is_name(v: Any) -> bool:
     return isinstance(v, str) and len(v) <= MAX_NAME_CHARS
 
 
+def _is_id(v: Any) -> bool:
+    return isinstance(v, str) and _CONVERSATION_ID.match(v) is not None
+
+
+def _is_answer(v: Any) -> bool:
+    return v in ("granted", "denied", "withdrawn")
+
+
+def _is_score(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 5
+
+
+def _is_comment(v: Any) -> bool:
+    return isinstance(v, str) and len(v) <= 1000
+
+
+def _is_detail(v: Any) -> bool:
+    return isinstance(v, str) and len(v) <= 200
+
+
 def _is_version(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -104,6 +124,15 @@ CLIENT_FRAMES: Final[dict[str, dict[str, Spec]]] = {
         "sync": {**_CONV, "after": (_is_seq, True)},
         "close": _CONV,
         "ping": {},
+        "consent": {**_CONV, "request": (_is_id, True), "answer": (_is_answer, True)},
+        "rate": {**_CONV, "score": (_is_score, True), "comment": (_is_comment, False)},
+        "details": {
+            **_CONV,
+            "name": (_is_detail, False),
+            "email": (_is_detail, False),
+            "phone": (_is_detail, False),
+            "postcode": (_is_detail, False),
+        },
     },
     "console": {
         "hello": {"v": (_is_version, True)},

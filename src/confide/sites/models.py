@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, String, Text
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, synonym
 
 from confide.storage.base import Base, UTCDateTime, field
@@ -36,6 +36,25 @@ class Site(SiteScoped, Base):
     #: Automatic chat invitations: [{"path": "/used-cars/*", "seconds": 30, "text": "…"}].
     invite_rules: Mapped[list[dict[str, object]]] = field(
         JSON, default=list, category="system.configuration", retention="account"
+    )
+    #: ISO country code: the default region for phone numbers typed without a country code.
+    country: Mapped[str] = field(
+        String(2), default="GB", category="system.configuration", retention="account"
+    )
+    #: The client's privacy policy (linked from the consent question) and its version.
+    privacy_policy_url: Mapped[str | None] = field(
+        Text, nullable=True, category="system.configuration", retention="account"
+    )
+    policy_version: Mapped[str] = field(
+        String(40), default="1", category="system.configuration", retention="account"
+    )
+    #: The consent question shown in the chat before details go to the client (None: default).
+    consent_text: Mapped[str | None] = field(
+        Text, nullable=True, category="system.configuration", retention="account"
+    )
+    #: Visitors who state an age under this are not leads (policy 7.3).
+    min_age: Mapped[int] = field(
+        Integer, default=16, category="system.configuration", retention="account"
     )
     created_at: Mapped[datetime] = field(
         UTCDateTime, category="system.operations", retention="account"

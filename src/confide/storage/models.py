@@ -2,6 +2,15 @@
 
 from confide.accounts.models import ConsoleSession, Organisation, SiteAssignment, User
 from confide.chat.models import Conversation, Message, Visitor
+from confide.delivery.models import DeliveryAttempt, Destination, OutboxJob
+from confide.leads.models import (
+    ConsentRecord,
+    ConsentRequest,
+    Lead,
+    OnwardTransfer,
+    Person,
+    PersonChange,
+)
 from confide.sites.models import Site
 from confide.storage.base import Base
 from confide.tracking.models import (
@@ -15,14 +24,23 @@ from confide.tracking.models import (
 
 __all__ = [
     "Base",
+    "ConsentRecord",
+    "ConsentRequest",
     "ConsoleSession",
     "Conversation",
     "DailyStat",
+    "DeliveryAttempt",
+    "Destination",
     "Invitation",
+    "Lead",
     "Message",
+    "OnwardTransfer",
     "OptOut",
     "Organisation",
+    "OutboxJob",
     "PageView",
+    "Person",
+    "PersonChange",
     "Site",
     "SiteAssignment",
     "SiteVisitor",

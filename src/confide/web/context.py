@@ -9,6 +9,8 @@ from confide.accounts.service import AccountService
 from confide.chat import recipients
 from confide.chat.service import ChatService
 from confide.chat.writer import MessageWriter
+from confide.delivery.worker import DeliveryWorker
+from confide.leads.service import LeadService
 from confide.realtime.broker import Broker, Event, make_broker
 from confide.realtime.hub import Hub
 from confide.settings import Settings
@@ -33,6 +35,8 @@ class AppContext:
     tracking: TrackingService
     reports: Reports
     rollup: RollupTask
+    leads: LeadService
+    delivery: DeliveryWorker
 
     @classmethod
     def build(cls, settings: Settings) -> AppContext:
@@ -54,6 +58,8 @@ class AppContext:
         )
         chat.attach_writer(writer)
         reports = Reports(db)
+        delivery = DeliveryWorker(db, settings)
+        leads = LeadService(db, broker, chat, on_enqueued=delivery.notify)
         return cls(
             settings,
             db,
@@ -66,6 +72,8 @@ class AppContext:
             TrackingService(db, broker, GeoLocator(settings.geoip_city_db or None)),
             reports,
             RollupTask(reports, interval_s=settings.rollup_interval_s),
+            leads,
+            delivery,
         )
 
     async def start(self) -> None:
@@ -74,8 +82,11 @@ class AppContext:
         self.tracking.warm()
         self.tracking.writer.start()
         self.rollup.start()
+        if self.settings.worker:
+            self.delivery.start()
 
     async def stop(self) -> None:
+        await self.delivery.stop()
         await self.rollup.stop()
         await self.tracking.writer.stop()
         await self.writer.stop()

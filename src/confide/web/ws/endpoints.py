@@ -15,6 +15,8 @@ from confide.errors import AuthenticationFailed, NotFound
 from confide.realtime.protocol import VERSION, Frame, ProtocolError
 from confide.realtime.ratelimit import TokenBucket
 from confide.sites.models import Site
+from confide.tracking.geo import truncate as truncate_ip
+from confide.tracking.useragent import reduce as reduce_agent
 from confide.web.context import AppContext
 from confide.web.ws.connection import Connection
 
@@ -45,6 +47,8 @@ class _Session:
         self.greeted = False
         self.visitor: VisitorActor | None = None
         self.refs: dict[str, ConversationRef] = {}
+        #: The browser sends Global Privacy Control (header or navigator signal).
+        self.gpc = False
 
     async def ref(self, actor: VisitorActor | Principal, conversation_id: str) -> ConversationRef:
         ref = self.refs.get(conversation_id)
@@ -130,7 +134,11 @@ async def widget_socket(ws: WebSocket) -> None:
             return
         if frame.type == "open":
             actor, view, token = await ctx.chat.open_conversation(
-                site, session.visitor, frame.data.get("name"), frame.data.get("visit")
+                site,
+                session.visitor,
+                frame.data.get("name"),
+                frame.data.get("visit"),
+                gpc=session.gpc,
             )
             session.visitor = actor
             session.refs[view.id] = ConversationRef(view.id, view.organisation_id, view.site_id)
@@ -141,13 +149,15 @@ async def widget_socket(ws: WebSocket) -> None:
             if frame.ref:
                 reply["ref"] = frame.ref
             conn.send(reply)
+            await _send_consent(session, view.id)
             return
         if frame.type == "ping":
             conn.send({"type": "pong", "at": iso(utcnow())})
             return
         if session.visitor is None:
             raise NotFound("No such conversation.")
-        await session.common(session.visitor, frame)
+        if not await session.common(session.visitor, frame):
+            await _widget_lead_frame(session, ws, frame)
 
     try:
         await conn.run(handle, "widget")
@@ -155,8 +165,47 @@ async def widget_socket(ws: WebSocket) -> None:
         ctx.hub.drop(conn)
 
 
+async def _send_consent(session: _Session, conversation_id: str) -> None:
+    """After (re)joining a conversation the widget learns the open consent question, if any."""
+    state = await session.ctx.leads.consent_state(conversation_id)
+    if state.request_id is not None:
+        session.conn.send(state.frame(conversation_id))
+
+
+async def _widget_lead_frame(session: _Session, ws: WebSocket, frame: Frame) -> None:
+    """consent, rate and details: the visitor's side of lead capture."""
+    ctx, data, visitor = session.ctx, frame.data, session.visitor
+    assert visitor is not None
+    ref = await session.ref(visitor, data["conversation"])
+    reply: dict[str, Any]
+    if frame.type == "consent":
+        agent = reduce_agent(ws.headers.get("user-agent", ""))
+        state = await ctx.leads.answer_consent(
+            visitor,
+            ref.id,
+            data["request"],
+            data["answer"],
+            ip_truncated=truncate_ip(ws.client.host) if ws.client else None,
+            user_agent=f"{agent.browser} {agent.browser_major or ''} / {agent.os}".strip(),
+            language=(ws.headers.get("accept-language") or "en").split(",")[0].strip() or "en",
+        )
+        reply = state.frame(ref.id)
+    elif frame.type == "rate":
+        view = await ctx.chat.rate(visitor, ref, data["score"], data.get("comment"))
+        reply = {"type": "conversation", "conversation": view.for_visitor()}
+    else:
+        values = {k: v for k, v in data.items() if k != "conversation"}
+        await ctx.leads.update_details(visitor, ref.id, values, source="widget")
+        reply = {"type": "details_saved", "conversation": ref.id}
+    if frame.ref:
+        reply["ref"] = frame.ref
+    session.conn.send(reply)
+
+
 async def _widget_hello(session: _Session, site: Site, frame: Frame, conn: Connection) -> None:
     ctx = session.ctx
+    signals = frame.data.get("signals") or {}
+    session.gpc = bool(signals.get("gpc")) or conn.ws.headers.get("sec-gpc") == "1"
     actor, view = await ctx.chat.resume_visitor(site, frame.data.get("token"))
     session.visitor = actor
     ctx.hub.subscribe(conn, recipients.site_visitors(site.id))
@@ -177,6 +226,8 @@ async def _widget_hello(session: _Session, site: Site, frame: Frame, conn: Conne
             "conversation": view.for_visitor() if view is not None else None,
         }
     )
+    if view is not None:
+        await _send_consent(session, view.id)
 
 
 async def console_socket(ws: WebSocket) -> None:

@@ -1,0 +1,278 @@
+"""The outbox worker: claims due jobs, delivers them, records every attempt.
+
+At-least-once: a job is marked done only after the destination accepted it. A worker that dies
+mid-delivery leaves its job ``running`` with a lease; when the lease expires another worker (or
+the restarted one) takes it again, and the receiver de-duplicates by the idempotency key.
+Claiming is one short write transaction (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the database
+write lock on SQLite), so several ``confide worker`` processes never deliver the same job at once.
+The network call happens outside any transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import httpx
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from confide.clock import utcnow
+from confide.delivery.adf import render_adf
+from confide.delivery.email import compose_lead_email, send_email
+from confide.delivery.models import DeliveryAttempt, Destination, OutboxJob
+from confide.delivery.snapshot import LeadSnapshot, for_region
+from confide.delivery.webhook import WebhookError, lead_payload, post_webhook
+from confide.leads.models import Lead
+from confide.leads.snapshots import lead_snapshot
+from confide.settings import Settings
+from confide.storage.engine import Database
+from confide.storage.scope import Scope
+
+log = logging.getLogger("confide.delivery")
+
+
+class Undeliverable(Exception):
+    """The job can never succeed as it stands (no consent, lead gone): it is canceled."""
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    attempts: int
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+        self.rng = rng or random.Random()  # jitter, not security
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._http: httpx.AsyncClient | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="delivery-worker")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    def notify(self) -> None:
+        """New jobs were committed in this process: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                busy = await self.run_once()
+            except Exception:
+                log.exception("delivery worker pass failed; retrying")
+                busy = 0
+            if busy:
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.worker_poll_s)
+
+    # --- one pass ---------------------------------------------------------------------------
+
+    async def run_once(self) -> int:
+        """Claim and deliver the due jobs (up to the concurrency); returns how many ran."""
+        claimed = await self._claim(self.settings.delivery_concurrency)
+        if claimed:
+            await asyncio.gather(*(self._run(job) for job in claimed))
+        return len(claimed)
+
+    async def drain(self, limit: int = 1000) -> int:
+        """Run passes until nothing is due (tests and `confide worker --once`)."""
+        total = 0
+        while total < limit:
+            ran = await self.run_once()
+            if not ran:
+                break
+            total += ran
+        return total
+
+    async def _claim(self, limit: int) -> list[Claimed]:
+        now = self.clock()
+        due = or_(
+            and_(OutboxJob.state == "pending", OutboxJob.next_attempt_at <= now),
+            and_(OutboxJob.state == "running", OutboxJob.lease_until < now),
+        )
+        ids = (
+            select(OutboxJob.id)
+            .where(due)
+            .order_by(OutboxJob.next_attempt_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        async with self.db.session(Scope.system()) as s:
+            picked = list(await s.scalars(ids))
+            if not picked:
+                return []
+            rows = await s.execute(
+                update(OutboxJob)
+                .where(OutboxJob.id.in_(picked), due)
+                .values(
+                    state="running",
+                    attempts=OutboxJob.attempts + 1,
+                    lease_until=now + timedelta(seconds=self.settings.delivery_lease_s),
+                    updated_at=now,
+                )
+                .returning(OutboxJob.id, OutboxJob.attempts)
+                .execution_options(synchronize_session=False)
+            )
+            return [Claimed(int(r[0]), int(r[1])) for r in rows]
+
+    async def _run(self, job: Claimed) -> None:
+        started = time.perf_counter()
+        try:
+            kind, target, secret, key, snapshot = await self._prepare(job.id)
+            await self._send(kind, target, secret, key, snapshot)
+        except Undeliverable as exc:
+            await self._finish(job, "canceled", str(exc))
+        except WebhookError as exc:
+            await self._failed(job, str(exc), retryable=exc.retryable)
+        except (OSError, TimeoutError, httpx.HTTPError) as exc:
+            await self._failed(job, f"{type(exc).__name__}: {exc}"[:300], retryable=True)
+        except Exception as exc:  # an SMTP refusal, a bug: retried, then dead-lettered
+            log.warning("delivery job %s failed: %s", job.id, type(exc).__name__)
+            await self._failed(job, f"{type(exc).__name__}: {exc}"[:300], retryable=True)
+        else:
+            ms = int((time.perf_counter() - started) * 1000)
+            await self._finish(job, "done", f"delivered in {ms} ms")
+
+    async def _prepare(self, job_id: int) -> tuple[str, str, str | None, str, LeadSnapshot]:
+        async with self.db.session(Scope.system(), read_only=True) as s:
+            job = await s.get(OutboxJob, job_id)
+            if job is None or job.lead_id is None:
+                raise Undeliverable("the lead no longer exists")
+            dest = await s.get(Destination, job.destination_id)
+            lead = await s.get(Lead, job.lead_id)
+            if dest is None or not dest.enabled:
+                raise Undeliverable("the destination was removed or disabled")
+            if lead is None or lead.consent_id is None or lead.delivery_state == "withdrawn":
+                raise Undeliverable("no granted, unwithdrawn consent for this lead")
+            status = "resend" if job.event == "lead.corrected" else "new"
+            snapshot = await lead_snapshot(s, lead.id, status=status)
+            return (
+                dest.kind,
+                dest.target,
+                dest.secret,
+                job.idempotency_key,
+                for_region(snapshot, dest.region),
+            )
+
+    async def _send(
+        self, kind: str, target: str, secret: str | None, key: str, snapshot: LeadSnapshot
+    ) -> None:
+        cfg = self.settings
+        if kind == "email":
+            adf = render_adf(snapshot, provider_url=cfg.public_url or None)
+            message = compose_lead_email(snapshot, sender=cfg.mail_from, recipient=target, adf=adf)
+            await send_email(
+                message,
+                host=cfg.smtp_host,
+                port=cfg.smtp_port,
+                starttls=cfg.smtp_starttls,
+                username=cfg.smtp_username or None,
+                password=cfg.smtp_password or None,
+            )
+            return
+        if kind == "webhook":
+            if self._http is None:
+                self._http = httpx.AsyncClient(follow_redirects=False, timeout=10.0)
+            body = lead_payload(snapshot, idempotency_key=key)
+            await post_webhook(
+                target, secret or "", body, key, client=self._http, now=int(time.time())
+            )
+            return
+        raise Undeliverable(f"unknown destination kind {kind!r}")
+
+    def backoff(self, attempts: int) -> float:
+        """Exponential backoff with 'equal jitter': half fixed, half random."""
+        cap = self.settings.delivery_backoff_max_s
+        delay = min(cap, self.settings.delivery_backoff_s * 2 ** max(attempts - 1, 0))
+        return float(delay / 2 + self.rng.uniform(0, delay / 2))
+
+    async def _failed(self, job: Claimed, detail: str, *, retryable: bool) -> None:
+        if retryable and job.attempts < self.settings.delivery_max_attempts:
+            await self._finish(job, "pending", detail, delay=self.backoff(job.attempts))
+        else:
+            await self._finish(job, "dead", detail)
+
+    async def _finish(self, job: Claimed, state: str, detail: str, delay: float = 0.0) -> None:
+        now = self.clock()
+        outcome = {"done": "delivered", "pending": "retry"}.get(state, state)
+        async with self.db.session(Scope.system()) as s:
+            row = await s.get(OutboxJob, job.id)
+            if row is None or row.state != "running" or row.attempts != job.attempts:
+                return  # canceled (withdrawal, erasure) or taken over after a lease expiry
+            row.state = state
+            row.lease_until = None
+            row.updated_at = now
+            row.last_error = None if state == "done" else detail[:300]
+            row.next_attempt_at = now + timedelta(seconds=delay)
+            if state == "done":
+                row.done_at = now
+            s.add(
+                DeliveryAttempt(
+                    organisation_id=row.organisation_id,
+                    job_id=row.id,
+                    attempt=job.attempts,
+                    outcome=outcome,
+                    detail=detail[:300],
+                    at=now,
+                )
+            )
+            if row.lead_id is not None:
+                await _update_lead_state(s, row.lead_id, now)
+        log.info("delivery job %s attempt %s: %s", job.id, job.attempts, outcome)
+
+
+async def _update_lead_state(s: AsyncSession, lead_id: str, now: datetime) -> None:
+    """delivered once every job is done; failed while any is dead; else queued."""
+    await s.flush()
+    counts = dict(
+        (
+            await s.execute(
+                select(OutboxJob.state, func.count())
+                .where(OutboxJob.lead_id == lead_id)
+                .group_by(OutboxJob.state)
+            )
+        ).all()
+    )
+    lead = await s.get(Lead, lead_id)
+    if lead is None or lead.delivery_state == "withdrawn":
+        return
+    if counts.get("dead"):
+        lead.delivery_state = "failed"
+    elif counts.get("pending") or counts.get("running"):
+        lead.delivery_state = "queued"
+    else:
+        lead.delivery_state = "delivered"
+        lead.delivered_at = lead.delivered_at or now
+    lead.updated_at = now
