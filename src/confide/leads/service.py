@@ -209,7 +209,7 @@ class LeadService:
 
     async def consent_state(self, conversation_id: str) -> ConsentState:
         async with self.db.session(Scope.system(), read_only=True) as s:
-            return await _consent_state(s, conversation_id)
+            return await consent_state_of(s, conversation_id)
 
     async def answer_consent(
         self,
@@ -230,7 +230,7 @@ class LeadService:
             req = await s.get(ConsentRequest, request_id)
             if req is None or req.conversation_id != ref.id:
                 raise NotFound("No such consent question.")
-            current = await _consent_state(s, ref.id)
+            current = await consent_state_of(s, ref.id)
             site = await s.get(Site, ref.site_id)
             assert site is not None
         if answer == "withdrawn" and not current.granted:
@@ -279,7 +279,7 @@ class LeadService:
                 for lead in undelivered:
                     lead.delivery_state = "withdrawn"
                     lead.updated_at = now
-            state = await _consent_state(s, ref.id)
+            state = await consent_state_of(s, ref.id)
         if queued:
             self.on_enqueued()
         await self._publish_consent(ref, state)
@@ -334,7 +334,7 @@ class LeadService:
             )
             s.add(lead)
             await s.flush()
-            state = await _consent_state(s, conv.id)
+            state = await consent_state_of(s, conv.id)
             queued = (
                 state.granted
                 and state.record_id is not None
@@ -357,7 +357,9 @@ class LeadService:
             if lead.delivery_state in ("queued", "delivered"):
                 s.expunge(lead)
                 return lead
-            state = await _consent_state(s, lead.conversation_id) if lead.conversation_id else None
+            state = (
+                await consent_state_of(s, lead.conversation_id) if lead.conversation_id else None
+            )
             if state is None or not state.granted or state.record_id is None:
                 raise ConsentRequired(
                     "The visitor has not consented in the chat to share their details with the "
@@ -411,7 +413,7 @@ async def _site_and_conversation(
     return site, conv
 
 
-async def _consent_state(s: AsyncSession, conversation_id: str) -> ConsentState:
+async def consent_state_of(s: AsyncSession, conversation_id: str) -> ConsentState:
     req = await s.scalar(
         select(ConsentRequest)
         .where(ConsentRequest.conversation_id == conversation_id)

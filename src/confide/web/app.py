@@ -17,7 +17,7 @@ from confide.logs import configure_logging
 from confide.settings import Settings
 from confide.web import errors
 from confide.web.context import AppContext
-from confide.web.routes import api, console, demo, health, portal, tracking, widget
+from confide.web.routes import api, console, demo, health, leads, portal, tracking, widget
 from confide.web.security import SecurityHeaders
 from confide.web.ws.endpoints import console_socket, widget_socket
 
@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         console.router,
         portal.router,
         api.router,
+        leads.router,
         tracking.router,
         demo.router,
     ):

@@ -9,7 +9,9 @@ from confide.accounts.service import AccountService
 from confide.chat import recipients
 from confide.chat.service import ChatService
 from confide.chat.writer import MessageWriter
+from confide.delivery.admin import DeliveryAdmin
 from confide.delivery.worker import DeliveryWorker
+from confide.leads.records import LeadRecords
 from confide.leads.service import LeadService
 from confide.realtime.broker import Broker, Event, make_broker
 from confide.realtime.hub import Hub
@@ -37,6 +39,8 @@ class AppContext:
     rollup: RollupTask
     leads: LeadService
     delivery: DeliveryWorker
+    lead_records: LeadRecords
+    delivery_admin: DeliveryAdmin
 
     @classmethod
     def build(cls, settings: Settings) -> AppContext:
@@ -74,6 +78,8 @@ class AppContext:
             RollupTask(reports, interval_s=settings.rollup_interval_s),
             leads,
             delivery,
+            LeadRecords(db, chat, leads),
+            DeliveryAdmin(db),
         )
 
     async def start(self) -> None:
