@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from email.message import EmailMessage
 
 import pytest
 
@@ -17,12 +18,10 @@ from tests.chat.helpers import client_id, open_chat, visitor
 from tests.conftest import ORIGIN_A, World
 from tests.leads.helpers import Console, SmtpSink
 
-SMTP = SmtpSink()
-
 
 @pytest.fixture(scope="module")
 def smtp() -> Iterator[SmtpSink]:
-    with SMTP as sink:
+    with SmtpSink() as sink:
         yield sink
 
 
@@ -105,11 +104,14 @@ async def _walk(
     finally:
         await v.close()
 
+    def mine() -> list[EmailMessage]:
+        return [m for m in smtp.messages if m["X-Confide-Lead"] == lead["id"]]
+
     deadline = time.monotonic() + 15
-    while not smtp.messages and time.monotonic() < deadline:
+    while not mine() and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
-    assert len(smtp.messages) == 1
-    mail = smtp.messages[0]
+    assert len(mine()) == 1
+    mail = mine()[0]
     assert mail["To"] == "sales@alpha-cars.example"
     adf = next(
         p for p in mail.iter_attachments() if p.get_content_type() == "application/x-adf+xml"
