@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
+from confide.cli.delivery import destination_app, worker
 from confide.cli.runtime import fail, run_service
 from confide.settings import DEFAULT_DATABASE_URL, Settings
 
@@ -23,6 +24,8 @@ app.add_typer(org_app, name="org")
 app.add_typer(site_app, name="site")
 app.add_typer(user_app, name="user")
 app.add_typer(stats_app, name="stats")
+app.add_typer(destination_app, name="destination")
+app.command("worker")(worker)
 
 DbOpt = Annotated[
     str,
@@ -65,13 +68,21 @@ def serve(
             "--broker-url", envvar="CONFIDE_BROKER_URL", help="redis://… to fan out across nodes."
         ),
     ] = None,
+    worker: Annotated[
+        bool,
+        typer.Option(
+            "--worker/--no-worker",
+            envvar="CONFIDE_WORKER",
+            help="Deliver leads in this process (off when `confide worker` processes run).",
+        ),
+    ] = True,
 ) -> None:
     """Run the server (HTTP + WebSocket)."""
     from confide.cli.runtime import migrate_db, run_server
 
     if migrate_first:
         migrate_db(database_url)
-    run_server(_settings(database_url, broker_url=broker_url or None), host, port)
+    run_server(_settings(database_url, broker_url=broker_url or None, worker=worker), host, port)
 
 
 @app.command()
