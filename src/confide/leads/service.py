@@ -372,6 +372,90 @@ class LeadService:
             self.on_enqueued()
         return lead
 
+    async def from_enquiry(
+        self,
+        site: Site,
+        conversation_id: str,
+        *,
+        name: str,
+        contact: str,
+        message: str,
+        consent_text: str | None,
+        ip_truncated: str | None = None,
+        user_agent: str | None = None,
+    ) -> Lead | None:
+        """The offline form becomes a lead; a ticked consent box is evidence like a chat answer.
+
+        ``consent_text`` is the label the visitor ticked (None: not ticked). Without a valid
+        email or phone there is nobody to contact: the enquiry stays a conversation only.
+        """
+        values: dict[str, str | None] = {"name": " ".join(name.split())[:200] or None}
+        try:
+            values["email"] = fields.email(contact)
+        except InvalidInput:
+            try:
+                values["phone"] = fields.phone(contact, site.country)
+            except InvalidInput:
+                return None
+        now = utcnow()
+        async with self.db.session(Scope.system()) as s:
+            conv = await s.get(Conversation, conversation_id)
+            assert conv is not None
+            person = await self._person_for(s, conv, now, create=True)
+            assert person is not None
+            for key, value in values.items():
+                setattr(person, key, value)
+                s.add(_change(person, conv.id, key, value, "form", None, now))
+            lead = Lead(
+                id=new_id(),
+                organisation_id=site.organisation_id,
+                site_id=site.id,
+                person_id=person.id,
+                conversation_id=conv.id,
+                visit_id=conv.visit_id,
+                purpose="general",
+                comments=message[:2000],
+                status="new",
+                delivery_state="awaiting_consent",
+                sale_share_opt_out=person.sale_share_opt_out,
+                revision=0,
+                created_at=now,
+                updated_at=now,
+            )
+            s.add(lead)
+            await s.flush()
+            queued = False
+            if consent_text:
+                text = " ".join(consent_text.split())[:1000]
+                record = ConsentRecord(
+                    id=new_id(),
+                    organisation_id=site.organisation_id,
+                    site_id=site.id,
+                    conversation_id=conv.id,
+                    request_id=None,
+                    visitor_id=conv.visitor_id,
+                    person_id=person.id,
+                    purpose=consent_rules.PURPOSE,
+                    channel="form",
+                    text=text,
+                    text_sha256=consent_rules.sha256(text),
+                    answer="granted",
+                    policy_version=site.policy_version,
+                    language="en",
+                    message_seq=None,
+                    ip_truncated=ip_truncated,
+                    user_agent=user_agent[:80] if user_agent else None,
+                    answered_at=now,
+                )
+                s.add(record)
+                await s.flush()
+                queued = await _release(s, lead, record.id, now)
+            await s.flush()
+            s.expunge(lead)
+        if queued:
+            self.on_enqueued()
+        return lead
+
     # --- events -------------------------------------------------------------------------------
 
     async def _publish_consent(self, ref: ConversationRef, state: ConsentState) -> None:

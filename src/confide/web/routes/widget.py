@@ -9,7 +9,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import BaseModel, Field
 
-from confide.errors import Forbidden
+from confide.errors import Forbidden, InvalidInput
+from confide.tracking.geo import truncate as truncate_ip
+from confide.tracking.useragent import reduce as reduce_agent
 from confide.web.deps import Ctx
 
 router = APIRouter()
@@ -67,11 +69,19 @@ class EnquiryIn(BaseModel):
     name: str = Field(max_length=100)
     contact: str = Field(max_length=200, description="Email or phone number")
     message: str = Field(max_length=4000)
+    consent: bool = Field(
+        default=False, description="The visitor ticked the box to share their details"
+    )
+    consent_text: str | None = Field(
+        default=None, max_length=1000, description="The exact label of that box, as shown"
+    )
 
 
 class EnquiryOut(BaseModel):
     conversation: str
     state: str
+    #: A lead was created (held until consent when the box was not ticked).
+    lead: bool = False
 
 
 @router.post("/api/widget/enquiry", status_code=201, tags=["widget"], summary="Leave a message")
@@ -84,8 +94,21 @@ async def enquiry(request: Request, ctx: Ctx, body: EnquiryIn) -> EnquiryOut:
         origin != own and not ctx.sites.origin_allowed(site, origin)
     ):
         raise Forbidden("This page may not send enquiries for this site.")
+    if body.consent and not (body.consent_text or "").strip():
+        raise InvalidInput("Send the consent box's label (consent_text) with consent.")
     view = await ctx.chat.enquiry(site, body.name, body.contact, body.message)
-    return EnquiryOut(conversation=view.id, state=view.state)
+    agent = reduce_agent(request.headers.get("user-agent", ""))
+    lead = await ctx.leads.from_enquiry(
+        site,
+        view.id,
+        name=body.name,
+        contact=body.contact,
+        message=body.message,
+        consent_text=body.consent_text if body.consent else None,
+        ip_truncated=truncate_ip(request.client.host) if request.client else None,
+        user_agent=f"{agent.browser} {agent.browser_major or ''} / {agent.os}",
+    )
+    return EnquiryOut(conversation=view.id, state=view.state, lead=lead is not None)
 
 
 class WidgetConfig(BaseModel):
