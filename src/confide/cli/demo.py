@@ -15,6 +15,9 @@ DEMO_ORG = "Demo Motors"
 DEMO_SITE = "Demo Motors - Main Street"
 OPERATOR_EMAIL = "operator@demo.confide.dev"
 OPERATOR_PASSWORD = "demo-operator-pass"  # noqa: S105 (a demo login, printed on start)
+#: A member of the dealership's own staff: sees Demo Motors' leads and reports in the portal.
+CLIENT_EMAIL = "manager@demo.confide.dev"
+CLIENT_PASSWORD = "demo-manager-pass"  # noqa: S105 (a demo login, printed on start)
 GREETING = "Hi! Looking for your next car? Ask us anything — a real person will answer."
 
 
@@ -28,6 +31,8 @@ class Seeded:
     east_site_key: str
     email: str
     password: str
+    client_email: str = CLIENT_EMAIL
+    client_password: str = CLIENT_PASSWORD
 
 
 async def seed_demo(ctx: AppContext, base_url: str, port: int) -> Seeded:
@@ -50,6 +55,7 @@ async def seed_demo(ctx: AppContext, base_url: str, port: int) -> Seeded:
             if east is not None:
                 east.allowed_origins = sorted(set(east.allowed_origins) | origins)
         user = await s.scalar(select(User).where(User.email == OPERATOR_EMAIL))
+        manager = await s.scalar(select(User).where(User.email == CLIENT_EMAIL))
     if org is None:
         org = await ctx.accounts.create_organisation(DEMO_ORG)
     if site is None:
@@ -84,4 +90,13 @@ async def seed_demo(ctx: AppContext, base_url: str, port: int) -> Seeded:
         )
     else:
         await ctx.accounts.assign_site(user.id, east.id)
+    if manager is None:
+        await ctx.accounts.create_user(
+            email=CLIENT_EMAIL,
+            name="Morgan (Sales manager)",
+            role=Role.CLIENT,
+            password=CLIENT_PASSWORD,
+            organisation_id=org.id,
+            site_ids=[site.id, east.id],
+        )
     return Seeded(site.key, east.key, OPERATOR_EMAIL, OPERATOR_PASSWORD)

@@ -103,6 +103,8 @@ def demo(
         f"  Demo dealership page : {base}/demo/\n"
         f"  Operator console     : {base}/console\n"
         f"  Operator sign-in     : {seeded.email}  /  {seeded.password}\n"
+        f"  Client portal        : {base}/portal  (leads and reports)\n"
+        f"  Client sign-in       : {seeded.client_email}  /  {seeded.client_password}\n"
         f"  Site key             : {seeded.site_key}\n"
         f"  Database             : {database_url}\n"
     )
