@@ -35,12 +35,27 @@ class Reports:
         self.db = db
 
     async def rollup(self, days: list[date]) -> int:
-        """Recompute ``daily_stats`` for these days (idempotent: safe to rerun or interrupt)."""
+        """Recompute ``daily_stats`` for these days (idempotent: safe to rerun or interrupt).
+
+        Per site and day: the raw data is aggregated in a read transaction (on SQLite's WAL it
+        never blocks the chat's writes), then one short write replaces that site-day's rows.
+        Scanning inside the write transaction held the database's write lock for the whole scan
+        and stalled every chat message behind it.
+        """
+        async with self.db.session(Scope.system(), read_only=True) as s:
+            sites = list((await s.execute(select(Site.organisation_id, Site.id))).all())
         rows = 0
         for day in days:
-            async with self.db.session(Scope.system()) as s:
-                await s.execute(delete(DailyStat).where(DailyStat.day == day))
-                rows += await _rollup_day(s, day)
+            for organisation_id, site_id in sites:
+                async with self.db.session(Scope.system(), read_only=True) as s:
+                    values = await _aggregate_day(s, organisation_id, site_id, day)
+                async with self.db.session(Scope.system()) as s:
+                    await s.execute(
+                        delete(DailyStat).where(DailyStat.site_id == site_id, DailyStat.day == day)
+                    )
+                    if values:
+                        await s.execute(insert(DailyStat), values)
+                rows += len(values)
         return rows
 
     async def site_report(
@@ -131,76 +146,53 @@ async def _top(
     ]
 
 
-async def _rollup_day(s: AsyncSession, day: date) -> int:
+async def _aggregate_day(
+    s: AsyncSession, organisation_id: str, site_id: str, day: date
+) -> list[dict[str, Any]]:
+    """One site's ``daily_stats`` rows for one day, computed by a read (no write lock held)."""
     lo, hi = _bounds(day)
-    in_day = (Visit.started_at >= lo, Visit.started_at < hi)
+    in_day = (Visit.site_id == site_id, Visit.started_at >= lo, Visit.started_at < hi)
     chats = func.sum(case((Visit.conversation_id.is_not(None), 1), else_=0))
     visitors = func.count(distinct(func.coalesce(Visit.site_visitor_id, Visit.id)))
-    cols = [
-        "organisation_id",
-        "site_id",
-        "day",
-        "dimension",
-        "key",
-        "visits",
-        "visitors",
-        "pageviews",
-        "seconds",
-        "chats",
-    ]
-    count = 0
-    total = (
-        select(
-            Visit.organisation_id,
-            Visit.site_id,
-            literal(day),
-            literal("total"),
-            literal(""),
-            func.count(),
-            visitors,
-            func.sum(Visit.pageviews),
-            func.sum(Visit.seconds),
-            chats,
-        )
-        .where(*in_day)
-        .group_by(Visit.organisation_id, Visit.site_id)
-    )
-    count += (await s.execute(insert(DailyStat).from_select(cols, total))).rowcount or 0  # type: ignore[attr-defined]
+    measures = (func.count(), visitors, func.sum(Visit.pageviews), func.sum(Visit.seconds), chats)
+    out: list[dict[str, Any]] = []
+
+    def add(dimension: str, rows: Any) -> None:
+        for key, n, uniq, pageviews, seconds, chat_count in rows:
+            out.append(
+                {
+                    "organisation_id": organisation_id,
+                    "site_id": site_id,
+                    "day": day,
+                    "dimension": dimension,
+                    "key": str(key)[:512],
+                    "visits": int(n or 0),
+                    "visitors": int(uniq or 0),
+                    "pageviews": int(pageviews or 0),
+                    "seconds": int(seconds or 0),
+                    "chats": int(chat_count or 0),
+                }
+            )
+
+    total = (await s.execute(select(literal(""), *measures).where(*in_day))).all()
+    if not total or not total[0][1]:
+        return []
+    add("total", total)
     for dim in DIMENSIONS:
         key = func.coalesce(getattr(Visit, dim), "unknown")
-        stmt = (
-            select(
-                Visit.organisation_id,
-                Visit.site_id,
-                literal(day),
-                literal(dim),
-                key,
-                func.count(),
-                visitors,
-                func.sum(Visit.pageviews),
-                func.sum(Visit.seconds),
-                chats,
-            )
-            .where(*in_day)
-            .group_by(Visit.organisation_id, Visit.site_id, key)
-        )
-        count += (await s.execute(insert(DailyStat).from_select(cols, stmt))).rowcount or 0  # type: ignore[attr-defined]
-    page_lo, page_hi = PageView.at >= lo, PageView.at < hi
+        add(dim, (await s.execute(select(key, *measures).where(*in_day).group_by(key))).all())
+    distinct_visits = func.count(distinct(PageView.visit_id))
     pages = (
         select(
-            PageView.organisation_id,
-            PageView.site_id,
-            literal(day),
-            literal("page"),
             PageView.path,
-            func.count(distinct(PageView.visit_id)),
-            func.count(distinct(PageView.visit_id)),
+            distinct_visits,
+            distinct_visits,
             func.count(),
             func.sum(PageView.seconds),
             literal(0),
         )
-        .where(page_lo, page_hi)
-        .group_by(PageView.organisation_id, PageView.site_id, PageView.path)
+        .where(PageView.site_id == site_id, PageView.at >= lo, PageView.at < hi)
+        .group_by(PageView.path)
     )
-    count += (await s.execute(insert(DailyStat).from_select(cols, pages))).rowcount or 0  # type: ignore[attr-defined]
-    return count
+    add("page", (await s.execute(pages)).all())
+    return out
