@@ -16,6 +16,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CONFIDE_", extra="ignore")
 
     database_url: str = DEFAULT_DATABASE_URL
+    #: Where data keys live, apart from the database (empty: next to it, see docs/privacy.md).
+    keystore_url: str = ""
+    #: ``kid:base64url(32 bytes)`` master keys, current first (empty: a development key).
+    master_keys: str = ""
     #: None means the in-process broker (one node); a redis:// URL fans out across nodes.
     broker_url: str | None = None
     #: The origin browsers use to reach us, e.g. https://chat.example.com. Empty: taken per request.

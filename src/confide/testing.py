@@ -53,6 +53,7 @@ def postgres_database() -> Iterator[str]:
         yield admin.rsplit("/", 1)[0] + "/" + name
     finally:
         asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}_keys" WITH (FORCE)'))
 
 
 @dataclass

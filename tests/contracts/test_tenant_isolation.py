@@ -60,6 +60,8 @@ class Seed:
     marker_b: str
     visit_a: str = ""
     visit_b: str = ""
+    lead_b: str = ""
+    job_b: str = ""
 
     def ids(self, world: World) -> dict[str, str]:
         return {
@@ -73,6 +75,8 @@ class Seed:
             "conv_b": self.conv_b,
             "visit_a": self.visit_a,
             "visit_b": self.visit_b,
+            "lead_b": self.lead_b,
+            "job_b": self.job_b,
             "missing": "x" * 22,  # a well-formed id that does not exist
         }
 
@@ -140,7 +144,50 @@ def seed(world: World) -> Seed:
     seeded: Seed = run(make())
     seeded.visit_a = track(world.site_a_id, world.site_a, ORIGIN_A)
     seeded.visit_b = track(world.site_b_id, world.site_b, ORIGIN_B)
+    seeded.lead_b, seeded.job_b = world.server.service(
+        lambda ctx: _lead_in_b(ctx, world, conv_b=seeded.conv_b)
+    )
     return seeded
+
+
+async def _lead_in_b(ctx: Any, world: World, *, conv_b: str) -> tuple[str, str]:
+    """A lead of organisation B with a (failed) delivery job, for the id-based endpoints."""
+    from confide.accounts.models import User
+    from confide.clock import utcnow
+    from confide.delivery.models import OutboxJob
+    from confide.storage.scope import Scope
+
+    async with ctx.db.session(Scope.system()) as s:
+        admin = await s.get(User, world.admin.user_id)
+        principal = await ctx.accounts.principal_for(admin)
+    dest = await ctx.delivery_admin.add_destination(
+        Scope.system(),
+        organisation_id=world.org_b,
+        kind="webhook",
+        target="http://127.0.0.1:9/hook",
+        region="UK",
+    )
+    await ctx.leads.update_details(
+        principal, conv_b, {"name": "Bea Beta", "email": "bea@example.org"}
+    )
+    lead = await ctx.leads.create_lead(principal, conv_b, purpose="general")
+    now = utcnow()
+    async with ctx.db.session(Scope.system()) as s:
+        job = OutboxJob(
+            organisation_id=world.org_b,
+            event="lead.created",
+            lead_id=lead.id,
+            destination_id=dest.destination["id"],
+            idempotency_key=f"matrix-{lead.id}",
+            state="dead",
+            attempts=1,
+            next_attempt_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+        s.add(job)
+        await s.flush()
+        return lead.id, str(job.id)
 
 
 @dataclass
@@ -201,13 +248,33 @@ def admin_view(browsers: dict[str, Browser], conv: str) -> dict[str, Any]:
     return r.json()  # type: ignore[no-any-return]
 
 
+#: Valid bodies for endpoints that need one: a 404 must come from the tenant rule, not a 422.
+BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("PUT", "person"): {"name": "Mallory"},
+    ("POST", "age"): {"age": 30},
+    ("POST", "leads"): {"purpose": "general"},
+    ("PATCH", "lead"): {"status": "contacted"},
+    ("POST", "forward"): {
+        "recipient_name": "Other Org",
+        "recipient_contact": "other@example.org",
+        "reason": "Visitor asked us to",
+    },
+}
+
+
+def _body(method: str, path: str) -> dict[str, Any] | None:
+    last = path.rstrip("/").rsplit("/", 1)[-1]
+    key = "lead" if re.fullmatch(r"/api/leads/[^/]+", path) else last
+    return BODIES.get((method, key))
+
+
 def call(b: Browser, method: str, path: str, *, csrf: str | None = "own") -> httpx.Response:
     headers = {}
     if csrf == "own":
         headers["X-CSRF-Token"] = b.csrf
     elif csrf is not None:
         headers["X-CSRF-Token"] = csrf
-    return b.http.request(method, path, headers=headers)
+    return b.http.request(method, path, headers=headers, json=_body(method, path))
 
 
 # --------------------------------------------------------------------------------------------
@@ -227,6 +294,20 @@ HTTP_MATRIX: list[tuple[str, str, str, int]] = [
     ("client_a", "GET", "/console/conversations/{conv_b}", 404),
     ("client_a", "GET", "/api/visits/{visit_b}", 404),
     ("client_a", "GET", "/api/sites/{site_b_id}/stats", 404),
+    ("client_a", "GET", "/api/conversations/{conv_b}/lead-panel", 404),
+    ("client_a", "PUT", "/api/conversations/{conv_b}/person", 404),
+    ("client_a", "POST", "/api/conversations/{conv_b}/age", 404),
+    ("client_a", "POST", "/api/conversations/{conv_b}/consent-request", 404),
+    ("client_a", "POST", "/api/conversations/{conv_b}/leads", 404),
+    ("client_a", "POST", "/api/leads/{lead_b}/deliver", 404),
+    ("client_a", "GET", "/api/leads/{lead_b}", 404),
+    ("client_a", "PATCH", "/api/leads/{lead_b}", 404),
+    ("client_a", "POST", "/api/leads/{lead_b}/forward", 404),
+    ("client_a", "POST", "/api/deliveries/{job_b}/retry", 404),
+    ("operator_a", "GET", "/api/conversations/{conv_b}/lead-panel", 404),
+    ("operator_a", "GET", "/api/leads/{lead_b}", 404),
+    ("operator_a", "POST", "/api/leads/{lead_b}/deliver", 404),
+    ("operator_a", "POST", "/api/deliveries/{job_b}/retry", 404),
     # client of organisation B → everything of organisation A is 404
     ("client_b", "GET", "/api/sites/{site_a_id}", 404),
     ("client_b", "GET", "/api/organisations/{org_a}", 404),
@@ -280,6 +361,9 @@ HTTP_MATRIX: list[tuple[str, str, str, int]] = [
     ("admin", "GET", "/api/conversations/{conv_a}", 200),
     ("admin", "GET", "/api/conversations/{conv_b}", 200),
     ("admin", "GET", "/console/conversations/{conv_b}", 200),
+    ("admin", "GET", "/api/conversations/{conv_b}/lead-panel", 200),
+    ("admin", "GET", "/api/leads/{lead_b}", 200),
+    ("client_b", "GET", "/api/conversations/{conv_b}/lead-panel", 200),
 ]
 
 

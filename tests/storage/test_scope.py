@@ -112,7 +112,7 @@ def url(database_url: str) -> str:
                         source="chat",
                         state="waiting",
                         operator_id=None,
-                        visitor_name=f"Name {site}",
+                        visitor_name=db.vault.seal(f"v_{site}", org, f"Name {site}"),
                         last_seq=MESSAGES_PER_CONVERSATION,
                         visitor_seen_seq=0,
                         agent_seen_seq=0,
@@ -132,7 +132,7 @@ def url(database_url: str) -> str:
                             client_id=f"cid-{site}-{seq:04d}",
                             author_role="visitor",
                             author_id=None,
-                            text=f"hello from {site} #{seq}",
+                            text=db.vault.seal(f"v_{site}", org, f"hello from {site} #{seq}"),
                             created_at=NOW,
                         )
                     )
@@ -288,7 +288,7 @@ READS: list[Case] = [
             select(Conversation.id)
             .select_from(User)
             .outerjoin(
-                Conversation, Conversation.visitor_name == func.replace(User.name, "Staff", "Name")
+                Conversation, Conversation.visitor_id == func.replace(User.id, "u_", "v_")
             )
             .where(Conversation.id.is_not(None))
         ),
@@ -346,8 +346,8 @@ READS: list[Case] = [
     ),
     (
         "max-text",
-        lambda: select(func.max(Message.text)),
-        lambda v: {max((f"hello from {s} #2" for s in v.sites), default=None)},
+        lambda: select(func.max(Message.client_id)),
+        lambda v: {max((f"cid-{s}-0002" for s in v.sites), default=None)},
     ),
 ]
 
@@ -480,7 +480,7 @@ def test_scoped_delete_touches_only_the_scopes_rows(url: str, scope_name: str) -
                         client_id=f"doomed-{site}",
                         author_role="system",
                         author_id=None,
-                        text="to delete",
+                        text=db.vault.seal(f"v_{site}", org, "to delete"),
                         created_at=NOW,
                     )
                 )

@@ -5,10 +5,10 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, synonym
 
-from confide.storage.base import Base, PersonalText, UTCDateTime, field
+from confide.storage.base import Base, UTCDateTime, field
 from confide.storage.scope import OrgScoped
 
 
@@ -59,7 +59,12 @@ class User(OrgScoped, Base):
         retention="account",
         info={"plaintext_reason": "sign-in finds the account by exact email (blind index: #5)"},
     )
-    name: Mapped[str] = field(PersonalText, category="account.name", retention="account")
+    name: Mapped[str] = field(
+        Text,
+        category="account.name",
+        retention="account",
+        info={"plaintext_reason": "client staff's own display name, shown to colleagues"},
+    )
     role: Mapped[str] = field(String(16), category="system.authorisation", retention="account")
     password_hash: Mapped[str] = field(
         String(200), category="system.authentication", retention="account"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped
 
 from confide.storage.base import Base, PersonalText, UTCDateTime, field
@@ -41,7 +41,12 @@ class Visitor(SiteScoped, Base):
         info={"plaintext_reason": "SHA-256 of a random 256-bit token, looked up by exact match"},
     )
     #: A pseudonymous label shown to agents ("Visitor 4F2A"), derived from the random id.
-    label: Mapped[str] = field(PersonalText, category="user.pseudonym", retention="contract")
+    label: Mapped[str] = field(
+        Text,
+        category="user.pseudonym",
+        retention="contract",
+        info={"plaintext_reason": "a pseudonym derived from the random visitor id"},
+    )
     #: The browser sent Global Privacy Control (R14): a person it becomes is opted out of sale.
     gpc: Mapped[bool] = field(
         Boolean, default=False, category="system.operations", retention="contract"

@@ -141,10 +141,19 @@ class SearchHit:
     snippet: str | None
 
 
+#: Message text is encrypted per visitor, so a search cannot run in SQL: it decrypts the newest
+#: conversations in the caller's scope and matches them here, up to this many conversations.
+SEARCH_SCAN = 2000
+
+
 async def search(
     s: AsyncSession, *, q: str, site_id: str | None, page: int
 ) -> tuple[list[SearchHit], bool]:
-    """Conversations (newest first) whose messages or visitor name contain ``q``."""
+    """Conversations (newest first) whose messages or visitor name contain ``q``.
+
+    Without ``q`` this is a page of the newest conversations. With ``q``, the newest
+    ``SEARCH_SCAN`` conversations in scope are scanned (text is decrypted only in this process).
+    """
     count = (
         select(func.count())
         .select_from(Message)
@@ -154,30 +163,38 @@ async def search(
     stmt = _view_select().add_columns(count)
     if site_id:
         stmt = stmt.where(Conversation.site_id == site_id)
-    pattern = None
-    if q:
-        escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        pattern = f"%{escaped}%"
-        matching = select(Message.conversation_id).where(Message.text.ilike(pattern, escape="\\"))
-        stmt = stmt.where(
-            or_(
-                Conversation.id.in_(matching), Conversation.visitor_name.ilike(pattern, escape="\\")
-            )
-        )
-    stmt = (
-        stmt.order_by(Conversation.updated_at.desc()).offset(page * PAGE_SIZE).limit(PAGE_SIZE + 1)
+    stmt = stmt.order_by(Conversation.updated_at.desc(), Conversation.id.desc())
+    if not q:
+        rows = (await s.execute(stmt.offset(page * PAGE_SIZE).limit(PAGE_SIZE + 1))).all()
+        hits = [SearchHit(_to_view(tuple(r)[:-1]), int(r[-1]), None) for r in rows[:PAGE_SIZE]]
+        return hits, len(rows) > PAGE_SIZE
+    needle = q.casefold()
+    wanted = (page + 1) * PAGE_SIZE + 1
+    found: list[SearchHit] = []
+    for offset in range(0, SEARCH_SCAN, 200):
+        rows = (await s.execute(stmt.offset(offset).limit(200))).all()
+        views = [(_to_view(tuple(r)[:-1]), int(r[-1])) for r in rows]
+        snippets = await _matches(s, [v.id for v, _n in views], needle)
+        for view, n in views:
+            name_hit = view.visitor_name is not None and needle in view.visitor_name.casefold()
+            if view.id in snippets or name_hit:
+                found.append(SearchHit(view, n, snippets.get(view.id)))
+        if len(found) >= wanted or len(rows) < 200:
+            break
+    return found[page * PAGE_SIZE : (page + 1) * PAGE_SIZE], len(found) > (page + 1) * PAGE_SIZE
+
+
+async def _matches(s: AsyncSession, conversation_ids: list[str], needle: str) -> dict[str, str]:
+    """The first message (≤ 200 chars) of each conversation that contains ``needle``."""
+    if not conversation_ids:
+        return {}
+    rows = await s.execute(
+        select(Message.conversation_id, Message.text)
+        .where(Message.conversation_id.in_(conversation_ids))
+        .order_by(Message.conversation_id, Message.seq)
     )
-    rows = (await s.execute(stmt)).all()
-    hits = []
-    for row in rows[:PAGE_SIZE]:
-        view = _to_view(tuple(row)[:-1])
-        snippet = None
-        if pattern is not None:
-            snippet = await s.scalar(
-                select(Message.text)
-                .where(Message.conversation_id == view.id, Message.text.ilike(pattern, escape="\\"))
-                .order_by(Message.seq)
-                .limit(1)
-            )
-        hits.append(SearchHit(view, int(row[-1]), snippet[:200] if snippet else None))
-    return hits, len(rows) > PAGE_SIZE
+    out: dict[str, str] = {}
+    for cid, text in rows.all():
+        if cid not in out and text and needle in text.casefold():
+            out[cid] = text[:200]
+    return out

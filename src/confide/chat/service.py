@@ -50,6 +50,8 @@ class ConversationRef:
     id: str
     organisation_id: str
     site_id: str
+    #: The data subject whose key seals what is said in this conversation.
+    visitor_id: str
 
 
 def clean_text(text: str) -> str:
@@ -145,7 +147,8 @@ class ChatService:
                     view = await queries.conversation_view(s, existing)
                     assert view is not None
                     return actor, view, None
-            conv = _new_conversation(site, actor.visitor_id, "chat", now, name=name)
+            sealed_name = self.db.vault.seal(actor.visitor_id, site.organisation_id, name)
+            conv = _new_conversation(site, actor.visitor_id, "chat", now, name=sealed_name)
             # A returning visitor who chats again: their earlier details come with them (R24).
             conv.person_id = await s.scalar(
                 select(Person.id)
@@ -203,7 +206,15 @@ class ChatService:
                 )
             )
             await s.flush()
-            conv = _new_conversation(site, visitor_id, "enquiry", now, name=name, contact=contact)
+            seal = self.db.vault.seal
+            conv = _new_conversation(
+                site,
+                visitor_id,
+                "enquiry",
+                now,
+                name=seal(visitor_id, site.organisation_id, name),
+                contact=seal(visitor_id, site.organisation_id, contact),
+            )
             conv.last_seq = 1
             s.add(conv)
             await s.flush()
@@ -216,7 +227,7 @@ class ChatService:
                     client_id="enquiry-" + new_id(),
                     author_role="visitor",
                     author_id=None,
-                    text=text,
+                    text=seal(visitor_id, site.organisation_id, text),
                     created_at=now,
                 )
             )
@@ -241,7 +252,7 @@ class ChatService:
                 raise NotFound("No such conversation.")
         elif conv.site_id not in actor.site_ids and not actor.scope.unrestricted:
             raise NotFound("No such conversation.")
-        return ConversationRef(conv.id, conv.organisation_id, conv.site_id)
+        return ConversationRef(conv.id, conv.organisation_id, conv.site_id, conv.visitor_id)
 
     # --- messages -------------------------------------------------------------------------
 
@@ -270,6 +281,7 @@ class ChatService:
             text,
             loop.create_future(),
             notice,
+            self.db.vault.seal(ref.visitor_id, ref.organisation_id, text),
         )
         return await self.writer.submit(draft)
 
@@ -287,6 +299,8 @@ class ChatService:
             "Confide",
             text,
             loop.create_future(),
+            None,
+            self.db.vault.seal(ref.visitor_id, ref.organisation_id, text),
         )
         stored = await self.writer.submit(draft)
         return stored
@@ -362,7 +376,8 @@ class ChatService:
                 raise NotFound("No such conversation.")
             if conv.last_seq == 0:
                 raise InvalidState("There is nothing to rate yet.")
-            conv.rating, conv.rating_comment, conv.rated_at = score, comment, utcnow()
+            sealed = self.db.vault.seal(conv.visitor_id, conv.organisation_id, comment)
+            conv.rating, conv.rating_comment, conv.rated_at = score, sealed, utcnow()
             await s.flush()
             view = await queries.conversation_view(s, ref.id)
             assert view is not None

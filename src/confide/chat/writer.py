@@ -55,6 +55,13 @@ class Draft:
     future: asyncio.Future[Stored] = field(repr=False)
     #: Why the stored text differs from what was sent (e.g. "card_masked"), told to the sender.
     notice: str | None = None
+    #: ``text`` sealed with the visitor's key: what is stored (``text`` is what is broadcast).
+    sealed: str | None = None
+
+    def stored_text(self) -> str:
+        if self.sealed is None:
+            raise ValueError("message text must be sealed before it is stored")
+        return self.sealed
 
 
 @dataclass(slots=True, frozen=True)
@@ -194,7 +201,7 @@ class MessageWriter:
                         "client_id": d.client_id,
                         "author_role": d.author_role,
                         "author_id": d.author_id,
-                        "text": d.text,
+                        "text": d.stored_text(),
                         "created_at": now,
                     }
                 )
@@ -227,7 +234,7 @@ class MessageWriter:
                 d.organisation_id,
                 d.author_role,
                 d.author_id,
-                d.text,
+                d.stored_text(),
             )
             for d in batch
         ]

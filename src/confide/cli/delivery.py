@@ -35,7 +35,11 @@ def worker(
 
     async def go() -> int:
         settings = Settings(database_url=database_url)
-        db = Database(settings.database_url)
+        db = Database(
+            settings.database_url,
+            keystore_url=settings.keystore_url or None,
+            master_keys=settings.master_keys or None,
+        )
         worker = DeliveryWorker(db, settings)
         try:
             if once:

@@ -163,16 +163,19 @@ class DeliveryAdmin:
 
     async def retry(self, principal: Principal, job_id: int) -> dict[str, Any]:
         """Put a dead-lettered delivery back in the queue (the console's Retry action)."""
-        if principal.role is Role.CLIENT:
-            raise Forbidden("Deliveries are retried by the Confide team.")
         now = utcnow()
         async with self.db.session(principal.scope) as s:
             job = await s.scalar(select(OutboxJob).where(OutboxJob.id == job_id))
-            if job is None:
+            lead = await s.scalar(select(Lead).where(Lead.id == job.lead_id)) if job else None
+            visible = lead is not None and (
+                principal.scope.unrestricted or lead.site_id in principal.site_ids
+            )
+            if job is None or not visible:
                 raise NotFound("No such delivery.")
+            if principal.role is Role.CLIENT:
+                raise Forbidden("Deliveries are retried by the Confide team.")
             if job.state != "dead":
                 raise InvalidState("Only a failed (dead-lettered) delivery can be retried.")
-            lead = await s.scalar(select(Lead).where(Lead.id == job.lead_id))
             if lead is None or lead.delivery_state == "withdrawn" or lead.consent_id is None:
                 raise InvalidState("The visitor's consent no longer allows this delivery.")
             job.state, job.attempts, job.next_attempt_at = "pending", 0, now

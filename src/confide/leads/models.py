@@ -54,6 +54,23 @@ class Person(SiteScoped, Base):
     city: Mapped[str | None] = _personal("user.contact.address.city")
     postcode: Mapped[str | None] = _personal("user.contact.address.postal_code")
     country: Mapped[str | None] = _personal("user.contact.address.country")
+    #: Keyed blind indexes (R35) of the normalised email and phone: look-ups for privacy requests.
+    email_index: Mapped[str | None] = field(
+        String(64),
+        nullable=True,
+        index=True,
+        category="user.contact.email",
+        retention="contract",
+        info={"plaintext_reason": "keyed HMAC (blind index), not the value"},
+    )
+    phone_index: Mapped[str | None] = field(
+        String(64),
+        nullable=True,
+        index=True,
+        category="user.contact.phone_number",
+        retention="contract",
+        info={"plaintext_reason": "keyed HMAC (blind index), not the value"},
+    )
     #: The browser sent Global Privacy Control at some point (R14): never sold or shared.
     sale_share_opt_out: Mapped[bool] = field(Boolean, default=False, **_OPS)
     #: Stated an age under the site's threshold (policy 7.3): no lead, details redacted.

@@ -225,7 +225,8 @@ class LeadRecords:
             row = (await s.execute(self._visible(principal).where(Lead.id == lead_id))).first()
             if row is None:
                 raise NotFound("No such lead.")
-            lead = row[0]
+            lead, person = row[0], row[2]
+            subject = person.visitor_id or person.id
             transfer = OnwardTransfer(
                 id=new_id(),
                 organisation_id=lead.organisation_id,
@@ -233,7 +234,7 @@ class LeadRecords:
                 lead_id=lead.id,
                 recipient_name=name,
                 recipient_contact=contact,
-                reason=why,
+                reason=self.db.vault.seal(subject, lead.organisation_id, why),
                 requested_by=principal.user_id,
                 at=utcnow(),
             )

@@ -82,13 +82,43 @@ class LeadService:
             for key, value in clean.items():
                 if getattr(person, key) == value:
                     continue
-                setattr(person, key, value)
-                s.add(_change(person, conv.id, key, value, source, actor_id, now))
+                self._set_detail(person, key, value)
+                s.add(self._change(person, conv.id, key, value, source, actor_id, now))
             person.updated_at = now
-            await s.flush()
-            s.expunge(person)
+            person_id = person.id
         await self._publish_person(ref)
-        return person
+        return await self._reload(person_id)
+
+    async def _reload(self, person_id: str) -> Person:
+        """The person as stored, decrypted (the unit of work's copy holds sealed values)."""
+        async with self.db.session(Scope.system(), read_only=True) as s:
+            person = await s.get(Person, person_id)
+            assert person is not None
+            s.expunge(person)
+            return person
+
+    def _seal_for(self, person: Person, value: str | None) -> str | None:
+        return self.db.vault.seal(person.visitor_id or person.id, person.organisation_id, value)
+
+    def _set_detail(self, person: Person, key: str, value: str | None) -> None:
+        """Store a detail sealed with the subject's key, and its blind index for look-ups."""
+        setattr(person, key, self._seal_for(person, value))
+        if key in ("email", "phone"):
+            setattr(person, f"{key}_index", self.db.vault.blind_index(key, value))
+
+    def _change(
+        self,
+        person: Person,
+        conversation_id: str | None,
+        key: str,
+        value: str | None,
+        source: str,
+        actor_id: str | None,
+        now: datetime,
+    ) -> PersonChange:
+        return _change(
+            person, conversation_id, key, self._seal_for(person, value), source, actor_id, now
+        )
 
     async def _person_for(
         self, s: AsyncSession, conv: Conversation, now: datetime, *, create: bool
@@ -156,7 +186,7 @@ class LeadService:
             assert person is not None
             person.minor = True
             for key in CONTACT_FIELDS:
-                setattr(person, key, None)
+                self._set_detail(person, key, None)
             await s.execute(
                 update(PersonChange).where(PersonChange.person_id == person.id).values(value=None)
             )
@@ -175,7 +205,7 @@ class LeadService:
                         updated_at=now,
                     )
                 )
-            await _redact_transcript(s, conv.id, site.country)
+            await _redact_transcript(s, conv, site.country, self.db.vault.seal)
         await self._publish_person(ref)
         return True
 
@@ -321,9 +351,9 @@ class LeadService:
                 conversation_id=conv.id,
                 visit_id=conv.visit_id,
                 purpose=clean_purpose,
-                vehicle=orjson.dumps(asdict(car)).decode() if car else None,
-                trade_in=orjson.dumps(asdict(px)).decode() if px else None,
-                comments=note,
+                vehicle=self._seal_for(person, orjson.dumps(asdict(car)).decode() if car else None),
+                trade_in=self._seal_for(person, orjson.dumps(asdict(px)).decode() if px else None),
+                comments=self._seal_for(person, note),
                 status="new",
                 delivery_state="awaiting_consent",
                 sale_share_opt_out=person.sale_share_opt_out,
@@ -404,8 +434,8 @@ class LeadService:
             person = await self._person_for(s, conv, now, create=True)
             assert person is not None
             for key, value in values.items():
-                setattr(person, key, value)
-                s.add(_change(person, conv.id, key, value, "form", None, now))
+                self._set_detail(person, key, value)
+                s.add(self._change(person, conv.id, key, value, "form", None, now))
             lead = Lead(
                 id=new_id(),
                 organisation_id=site.organisation_id,
@@ -414,7 +444,7 @@ class LeadService:
                 conversation_id=conv.id,
                 visit_id=conv.visit_id,
                 purpose="general",
-                comments=message[:2000],
+                comments=self._seal_for(person, message[:2000]),
                 status="new",
                 delivery_state="awaiting_consent",
                 sale_share_opt_out=person.sale_share_opt_out,
@@ -550,10 +580,15 @@ def _change(
     )
 
 
-async def _redact_transcript(s: AsyncSession, conversation_id: str, region: str) -> None:
+async def _redact_transcript(
+    s: AsyncSession,
+    conv: Conversation,
+    region: str,
+    seal: Callable[[str, str, str | None], str | None],
+) -> None:
     """Replace every detail the visitor typed with a placeholder (R31)."""
     rows = await s.execute(
-        select(Message.id, Message.text).where(Message.conversation_id == conversation_id)
+        select(Message.id, Message.text).where(Message.conversation_id == conv.id)
     )
     for mid, text in rows.all():
         found = find_details(text, region)
@@ -562,4 +597,5 @@ async def _redact_transcript(s: AsyncSession, conversation_id: str, region: str)
         out = text
         for d in sorted(found, key=lambda d: d.start, reverse=True):
             out = out[: d.start] + REDACTED + out[d.end :]
-        await s.execute(update(Message).where(Message.id == mid).values(text=out))
+        sealed = seal(conv.visitor_id, conv.organisation_id, out)
+        await s.execute(update(Message).where(Message.id == mid).values(text=sealed))

@@ -14,10 +14,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from sqlalchemy import DateTime, MetaData, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+from confide.crypto.vault import ERASED, PREFIX, KeyDestroyed, open_any
 
 #: Retention classes (what decides when a row may or must go).
 RETENTION_CLASSES = frozenset(
@@ -79,12 +82,28 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class PersonalText(TypeDecorator[str]):
-    """Text that is personal data about a data subject or account holder.
+    """Text that is personal data about a data subject: stored only encrypted.
 
-    The single place where encryption at rest will be applied (a later issue): models never
-    declare personal data with a plain ``Text``.
+    Binding refuses plaintext (fail closed): services seal values with the subject's key
+    (``Database.vault.seal``) before they are stored, so a forgotten call site is an error in the
+    tests, never a clear-text email in the database file. Reading decrypts transparently with the
+    process's key stores; a value whose key was destroyed (erased subject, restored backup) reads
+    as ``[erased]``.
     """
 
     impl = Text
     cache_ok = True
     personal = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is None or value.startswith(PREFIX):
+            return value
+        raise ValueError("personal data must be sealed (Database.vault.seal) before it is stored")
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is None or not value.startswith(PREFIX):
+            return value
+        try:
+            return open_any(value)
+        except (KeyDestroyed, InvalidTag, ValueError):
+            return ERASED

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,6 +26,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from confide.crypto.keystore import default_keystore_url
+from confide.crypto.vault import vault_for
 from confide.storage.scope import Scope
 
 
@@ -86,9 +89,18 @@ def create_engine(url: str, *, immediate: bool = True) -> AsyncEngine:
 class Database:
     """The engine plus a session factory whose sessions carry the caller's scope."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self, url: str, *, keystore_url: str | None = None, master_keys: str | None = None
+    ) -> None:
         self.url = normalise_url(url)
         self.engine = create_engine(self.url)
+        #: Personal data is sealed with per-subject keys kept in a separate store (R34).
+        self.vault = vault_for(
+            keystore_url
+            or os.environ.get("CONFIDE_KEYSTORE_URL")
+            or default_keystore_url(self.url),
+            master_keys if master_keys is not None else os.environ.get("CONFIDE_MASTER_KEYS", ""),
+        )
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # SQLite: readers get their own deferred engine (WAL readers never block or fail on
         # the writer). PostgreSQL: one engine does both.

@@ -44,7 +44,11 @@ class AppContext:
 
     @classmethod
     def build(cls, settings: Settings) -> AppContext:
-        db = Database(settings.database_url)
+        db = Database(
+            settings.database_url,
+            keystore_url=settings.keystore_url or None,
+            master_keys=settings.master_keys or None,
+        )
         broker = make_broker(settings.broker_url)
         hub = Hub()
         accounts = AccountService(

@@ -141,7 +141,9 @@ async def widget_socket(ws: WebSocket) -> None:
                 gpc=session.gpc,
             )
             session.visitor = actor
-            session.refs[view.id] = ConversationRef(view.id, view.organisation_id, view.site_id)
+            session.refs[view.id] = ConversationRef(
+                view.id, view.organisation_id, view.site_id, view.visitor_id
+            )
             ctx.hub.subscribe(conn, recipients.conversation_visitor(view.id))
             reply: dict[str, Any] = {"type": "conversation", "conversation": view.for_visitor()}
             if token:
@@ -210,7 +212,9 @@ async def _widget_hello(session: _Session, site: Site, frame: Frame, conn: Conne
     session.visitor = actor
     ctx.hub.subscribe(conn, recipients.site_visitors(site.id))
     if view is not None:
-        session.refs[view.id] = ConversationRef(view.id, view.organisation_id, view.site_id)
+        session.refs[view.id] = ConversationRef(
+            view.id, view.organisation_id, view.site_id, view.visitor_id
+        )
         ctx.hub.subscribe(conn, recipients.conversation_visitor(view.id))
     conn.send(
         {

@@ -63,6 +63,8 @@ def upgrade() -> None:
         sa.Column("city", confide.storage.base.PersonalText(), nullable=True),
         sa.Column("postcode", confide.storage.base.PersonalText(), nullable=True),
         sa.Column("country", confide.storage.base.PersonalText(), nullable=True),
+        sa.Column("email_index", sa.String(length=64), nullable=True),
+        sa.Column("phone_index", sa.String(length=64), nullable=True),
         sa.Column("sale_share_opt_out", sa.Boolean(), nullable=False),
         sa.Column("minor", sa.Boolean(), nullable=False),
         sa.Column("created_at", confide.storage.base.UTCDateTime(timezone=True), nullable=False),
@@ -90,6 +92,8 @@ def upgrade() -> None:
         )
         batch_op.create_index(batch_op.f("ix_persons_site_id"), ["site_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_persons_visitor_id"), ["visitor_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_persons_email_index"), ["email_index"], unique=False)
+        batch_op.create_index(batch_op.f("ix_persons_phone_index"), ["phone_index"], unique=False)
 
     op.create_table(
         "person_changes",
