@@ -60,13 +60,14 @@ const S = {
   signals: { dnt: false, gpc: false },
   invite: null, // an invitation waiting in the teaser: {text, from}
   invited: saved.invited || null, // the invitation the visitor took up, shown above the transcript
+  consent: saved.consent || null, // {request:{id, text, policy_url}, answer}: the open question, as the server said
 };
 
 function persist() {
-  const { token, conv, lastSeq, seenByAgent, seenSent, unread, open, announced, site, invited } = S;
+  const { token, conv, lastSeq, seenByAgent, seenSent, unread, open, announced, site, invited, consent } = S;
   // Keep the tail only: sync fills anything older if it is ever needed again.
   const msgs = S.msgs.slice(-200);
-  store.save({ token, conv, msgs, lastSeq, seenByAgent, seenSent, unread, open, announced, site, invited });
+  store.save({ token, conv, msgs, lastSeq, seenByAgent, seenSent, unread, open, announced, site, invited, consent });
 }
 
 const active = () => !!S.conv && S.conv.state !== "closed";
@@ -194,6 +195,7 @@ async function connect() {
     opening = false;
     S.msgs.forEach((m) => delete m.tx); // nothing is in flight on a dead socket
     clearInterval(pingTimer);
+    settleAll(); // an answer that never came: the visitor may try again
     // 4400/4403/4404: this site cannot be served here; retrying would only repeat the refusal.
     if (e.code === 4400 || e.code === 4403 || e.code === 4404) return unavailable();
     if (!everConnected && !active()) S.site = { ...(S.site || {}), online: false }; // enquiry form still works over HTTP
@@ -272,6 +274,7 @@ const handlers = {
   conversation(f) {
     opening = false;
     if (f.token) S.token = f.token; // a first-time visitor's token arrives with their first conversation
+    if (f.ref === "rate") settle("rate");
     setConversation(f.conversation);
     flushOutbox();
     persist();
@@ -283,6 +286,8 @@ const handlers = {
     if (m) {
       Object.assign(m, { seq: f.seq, at: f.at, status: "sent" });
       m.key = "s" + f.seq;
+      // The server kept a different text (a card number masked): show what was kept, and why.
+      if (f.notice === "card_masked" && typeof f.text === "string") Object.assign(m, { text: f.text, notice: f.notice });
     }
     if (f.seq > S.lastSeq + 1 && !S.msgs.some((x) => x.seq === f.seq - 1)) requestSync();
     afterMerge();
@@ -318,6 +323,12 @@ const handlers = {
   error(f) {
     onError(f);
   },
+  consent(f) {
+    if (S.conv && f.conversation === S.conv.id) onConsent(f);
+  },
+  details_saved(f) {
+    if (f.ref === "details") detailsSaved();
+  },
   pong() {},
 };
 
@@ -326,7 +337,9 @@ function setConversation(c) {
   if (S.conv && S.conv.id !== c.id) resetTranscript(); // a new conversation starts a fresh transcript
   // Pending messages were never delivered to this conversation: all of them must go out.
   if (!S.conv || S.conv.id !== c.id) S.msgs.forEach((m) => delete m.tx);
-  S.conv = { id: c.id, state: c.state, operator: c.operator ? { name: c.operator.name } : null, last_seq: c.last_seq };
+  S.conv = {
+    id: c.id, state: c.state, operator: c.operator ? { name: c.operator.name } : null, last_seq: c.last_seq, rated: !!c.rated,
+  };
 }
 
 function resetTranscript() {
@@ -335,8 +348,11 @@ function resetTranscript() {
   S.invited = null;
   renderInvite();
   S.lastSeq = S.seenByAgent = S.seenSent = S.announced = S.unread = 0;
+  S.consent = null;
+  renderConsent(); // first: the card may sit inside a message that is about to go
   $("msgs").textContent = "";
   rendered.clear();
+  resetLeadForms();
 }
 
 // Insert or update one server message, keyed by seq, matching our own unacked copy by client_id.
@@ -394,6 +410,8 @@ function requestSync() {
 function onError(f) {
   // A sync for a conversation the server no longer shows us is harmless: keep what we have.
   if (f.ref === "sync") return;
+  // Answers to the visitor's consent, rating and details frames are shown where they were given.
+  if (LEAD_REFS.includes(f.ref)) return leadFailed(f);
   if (f.code === "not_found" && S.conv) {
     // The conversation is gone (e.g. expired): start a new one and resend what was pending there.
     resetConversation();
@@ -406,6 +424,7 @@ function onError(f) {
   // whatever is still unacked, a little later.
   const retry = f.code === "rate_limited" || f.code === "internal";
   if (f.code === "rate_limited") {
+    settleAll(); // a refused frame is not parsed, so no ref comes back: let the visitor try again
     // The server refuses every frame for a second after a refusal; resend all unacked messages,
     // in the order they were typed, once that has passed (later ones wait behind them).
     S.msgs.forEach((m) => delete m.tx);
@@ -551,7 +570,9 @@ function buildMessage(m) {
   retry.type = "button";
   retry.addEventListener("click", () => retryMessage(m.client_id));
   meta.append(el("time"), tick, retry);
-  li.append(el("span", "who sr-only"), el("span", "name"), el("div", "bubble"), meta);
+  const note = el("p", "msg-note", CARD_NOTE);
+  note.hidden = true;
+  li.append(el("span", "who sr-only"), el("span", "name"), el("div", "bubble"), meta, note);
   return li;
 }
 
@@ -570,11 +591,15 @@ function fillMessage(li, m, prev, next) {
   const mine = m.role === "visitor";
   const first = !sameGroup(prev, m);
   const last = !sameGroup(m, next) || !m.seq || m.status === "failed";
+  const ask = isConsentQuestion(m); // shown as the consent card instead of a plain line
   li.className = "msg " + m.role + (first ? " first" : "") + (last ? " last" : "") +
-    (m.status === "failed" ? " failed" : "");
-  const [who, name, bubble, meta] = li.children;
+    (m.status === "failed" ? " failed" : "") + (ask ? " ask" : "");
+  // The server's record of a consent answer speaks of "the visitor": the card says it to them.
+  li.hidden = isConsentAnswer(m);
+  const [who, name, bubble, meta, note] = li.children;
   const [time, tick, retry] = meta.children;
-  setText(who, mine ? "You said:" : (m.name || (m.role === "agent" ? "Agent" : "Notice")) + " said:");
+  note.hidden = m.notice !== "card_masked";
+  setText(who, ask ? "" : mine ? "You said:" : (m.name || (m.role === "agent" ? "Agent" : "Notice")) + " said:");
   setText(name, !mine && m.role !== "system" && first ? m.name || "Agent" : "");
   setText(bubble, m.text);
   setText(time, m.at ? timeFmt.format(new Date(m.at)) : "");
@@ -618,6 +643,7 @@ function renderMessages() {
     if (list.children[i] !== li) list.insertBefore(li, list.children[i] || null);
     prev = m;
   });
+  placeConsent(); // before trimming: the card must not leave with a removed element
   while (list.children.length > S.msgs.length) list.lastElementChild.remove();
   $("intro").hidden = S.msgs.length > 0 || !!S.invited;
   $("app").classList.toggle("chatting", S.msgs.length > 0);
@@ -675,9 +701,268 @@ function render() {
   $("end").hidden = !active();
   $("ended").hidden = !closed;
   $("composer").hidden = closed;
+  $("details-offer").hidden = !active();
   if (!active()) $("confirm").hidden = true;
   if (closed) showTyping(false);
   renderMessages();
+  renderConsent();
+  renderRating();
+}
+
+// ---- lead capture: consent, rating, contact details (docs/protocol.md) ----------------------------
+// Each of these frames goes out with its kind as `ref`; the reply (or an error) with that ref
+// settles it. Until then its buttons are aria-disabled (not disabled, which would drop the focus)
+// and a second click does nothing: one click, one frame.
+const LEAD_REFS = ["consent", "rate", "details"];
+const LEAD_ERRORS = { consent: "consent-error", rate: "rate-error", details: "d-error" };
+const OFFLINE = "You're offline. Please try again in a moment.";
+const CARD_NOTE = "We removed a card number from your message. Please never share card details in chat.";
+const busy = new Set();
+
+function formError(id, text) {
+  $(id).textContent = text || "";
+  $(id).hidden = !text;
+}
+
+function leadSend(kind, frame) {
+  if (busy.has(kind)) return false;
+  if (!S.conv || !send({ ...frame, conversation: S.conv.id, ref: kind })) {
+    formError(LEAD_ERRORS[kind], OFFLINE);
+    return false;
+  }
+  formError(LEAD_ERRORS[kind], "");
+  busy.add(kind);
+  renderBusy();
+  return true;
+}
+
+function settle(kind) {
+  busy.delete(kind);
+  renderBusy();
+}
+
+function settleAll() {
+  busy.clear();
+  renderBusy();
+}
+
+function renderBusy() {
+  const controls = {
+    consent: ["consent-yes", "consent-no", "consent-withdraw"], rate: ["rate-send"], details: ["details-send"],
+  };
+  for (const [kind, ids] of Object.entries(controls)) {
+    ids.forEach((id) => $(id).setAttribute("aria-disabled", String(busy.has(kind))));
+  }
+}
+
+function leadFailed(f) {
+  settle(f.ref);
+  // Transient failures have generic words; the others carry a readable reason from the server.
+  const text = f.code === "internal" || !f.message ? "Something went wrong. Please try again." : f.message;
+  if (f.ref === "details") return detailsFailed(text);
+  formError(LEAD_ERRORS[f.ref], text);
+}
+
+function siteName() {
+  return (S.site && S.site.name) || $("site-name").textContent;
+}
+
+// -- consent ---------------------------------------------------------------------------------------
+const CONSENT_LINES = {
+  granted: () => "You agreed to share your details with " + siteName(),
+  denied: () => "You chose not to share your details. You can keep chatting.",
+  withdrawn: () => "You withdrew your consent to share your details with " + siteName() + ".",
+};
+
+function isConsentQuestion(m) {
+  return m.role === "system" && !!S.consent && m.client_id === "consent-q-" + S.consent.request.id;
+}
+
+function isConsentAnswer(m) {
+  return m.role === "system" && /^consent-a-/.test(m.client_id || "");
+}
+
+function onConsent(f) {
+  if (f.ref === "consent") settle("consent");
+  const before = S.consent ? S.consent.answer : null;
+  const r = f.request;
+  S.consent = r && typeof r.id === "string"
+    ? { request: { id: r.id, text: String(r.text ?? ""), policy_url: r.policy_url || null }, answer: f.answer || null }
+    : null;
+  persist();
+  renderMessages(); // the question's line becomes the card
+  renderConsent();
+  const after = S.consent && S.consent.answer;
+  if (after && after !== before) $("consent-live").textContent = CONSENT_LINES[after]();
+}
+
+// Only web addresses become links: a misconfigured policy URL must not turn into a script.
+function webUrl(u) {
+  try {
+    const url = new URL(String(u));
+    return url.protocol === "https:" || url.protocol === "http:" ? url.href : null;
+  } catch {
+    return null;
+  }
+}
+
+function renderConsent() {
+  const c = S.consent;
+  const card = $("consent");
+  placeConsent();
+  card.hidden = !c;
+  if (!c) return;
+  card.dataset.answer = c.answer || "";
+  const asking = !c.answer || !CONSENT_LINES[c.answer];
+  const hadFocus = card.contains(document.activeElement);
+  $("consent-ask").hidden = !asking;
+  $("consent-done").hidden = asking;
+  setText($("consent-text"), c.request.text);
+  const url = webUrl(c.request.policy_url);
+  $("consent-policy").hidden = !url;
+  if (url) $("consent-policy").href = url;
+  if (!asking) setText($("consent-state"), CONSENT_LINES[c.answer]());
+  $("consent-withdraw").hidden = c.answer !== "granted";
+  // The button just pressed went away: keep the keyboard in the card.
+  if (hadFocus && !card.contains(document.activeElement)) $(asking ? "consent-yes" : "consent-done").focus();
+}
+
+// The card takes the place of its question's line in the transcript (or ends the log until that
+// line has arrived).
+function placeConsent() {
+  const card = $("consent");
+  const m = S.consent && S.msgs.find(isConsentQuestion);
+  const home = (m && rendered.get(m.key)) || $("log");
+  if (card.parentNode !== home) home.append(card);
+}
+
+function answerConsent(answer) {
+  if (S.consent) leadSend("consent", { type: "consent", request: S.consent.request.id, answer });
+}
+
+// -- rating ----------------------------------------------------------------------------------------
+function renderRating() {
+  const c = S.conv;
+  // Only a closed chat with something in it can be rated.
+  const can = !!c && c.state === "closed" && (S.lastSeq > 0 || c.last_seq > 0);
+  const hadFocus = $("rate").contains(document.activeElement);
+  $("rate").hidden = !can || c.rated;
+  $("rate-thanks").hidden = !can || !c.rated;
+  if (hadFocus && !$("rate-thanks").hidden) $("rate-thanks").focus();
+}
+
+function litStars(n) {
+  $("stars").querySelectorAll(".star").forEach((s, i) => s.classList.toggle("lit", i < n));
+}
+
+function pickedScore() {
+  const r = $("rate").querySelector("input[name=score]:checked");
+  return r ? Number(r.value) : 0;
+}
+
+function submitRating(e) {
+  e.preventDefault();
+  const score = pickedScore();
+  if (!score) {
+    formError("rate-error", "Please choose from 1 to 5 stars.");
+    $("rate").querySelector("input[name=score]").focus();
+    return;
+  }
+  const frame = { type: "rate", score };
+  const comment = $("rate-comment").value.trim().slice(0, 1000);
+  if (comment) frame.comment = comment;
+  leadSend("rate", frame);
+}
+
+// -- contact details -------------------------------------------------------------------------------
+const DETAILS = ["name", "email", "phone", "postcode"];
+
+function setDetails(show) {
+  const sheet = $("details");
+  if (show === !sheet.hidden) return;
+  if (show) setPrivacy(false);
+  sheet.hidden = !show;
+  $("app").classList.toggle("details-open", show);
+  $("details-open").setAttribute("aria-expanded", String(show));
+  if (show) {
+    $("details-form").hidden = false;
+    $("details-done").hidden = true;
+    $("d-name").focus();
+  } else if (!$("details-offer").hidden) {
+    $("details-open").focus();
+  }
+}
+
+function readDetails() {
+  const v = {};
+  for (const k of DETAILS) if ($("d-" + k).value.trim()) v[k] = $("d-" + k).value.trim();
+  DETAILS.forEach((k) => fieldError("d-" + k, ""));
+  formError("d-error", "");
+  const ok = [
+    fieldError("d-email", v.email && !EMAIL.test(v.email) ? "That doesn't look like an email address." : ""),
+    fieldError("d-phone", v.phone && !PHONE.test(v.phone) ? "That doesn't look like a phone number." : ""),
+  ];
+  if (!ok.every(Boolean)) return $(ok[0] ? "d-phone" : "d-email").focus();
+  if (!Object.keys(v).length) {
+    formError("d-error", "Please fill in at least one detail.");
+    return $("d-name").focus();
+  }
+  return v;
+}
+
+function submitDetails(e) {
+  e.preventDefault();
+  const values = readDetails();
+  if (values) leadSend("details", { type: "details", ...values });
+}
+
+// The server names the field it refused ("That email address is not valid…"): show it there.
+function detailsFailed(text) {
+  const field = /e-?mail/i.test(text) ? "email" : /phone/i.test(text) ? "phone"
+    : /postcode|zip/i.test(text) ? "postcode" : null;
+  if (!field) return formError("d-error", text);
+  fieldError("d-" + field, text);
+  $("d-" + field).focus();
+}
+
+function detailsSaved() {
+  settle("details");
+  $("details-form").hidden = true;
+  $("details-done").hidden = false;
+  $("details-done").focus();
+}
+
+// -- the offline form's consent box: its exact words go with it, as the evidence of what was agreed.
+function enquiryConsent() {
+  return { consent: $("q-consent").checked, consent_text: $("q-consent-label").textContent.replace(/\s+/g, " ").trim() };
+}
+
+function resetLeadForms() {
+  settleAll();
+  $("rate").reset();
+  litStars(0);
+  formError("rate-error", "");
+  formError("consent-error", "");
+  $("details-form").reset();
+  setDetails(false);
+}
+
+function wireLeads() {
+  $("consent-yes").addEventListener("click", () => answerConsent("granted"));
+  $("consent-no").addEventListener("click", () => answerConsent("denied"));
+  $("consent-withdraw").addEventListener("click", () => answerConsent("withdrawn"));
+  $("rate").addEventListener("submit", submitRating);
+  $("rate").addEventListener("change", () => {
+    litStars(pickedScore());
+    formError("rate-error", "");
+  });
+  $("stars").querySelectorAll(".star").forEach((s, i) => s.addEventListener("mouseenter", () => litStars(i + 1)));
+  $("stars").addEventListener("mouseleave", () => litStars(pickedScore()));
+  $("details-open").addEventListener("click", () => setDetails($("details").hidden));
+  $("details-cancel").addEventListener("click", () => setDetails(false));
+  $("details-back").addEventListener("click", () => setDetails(false));
+  $("details-form").addEventListener("submit", submitDetails);
+  renderBusy();
 }
 
 // ---- enquiry form (offline) ------------------------------------------------------------------
@@ -731,7 +1016,7 @@ async function submitEnquiry(e) {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       credentials: "omit",
-      body: JSON.stringify({ site: SITE, host: S.host || location.origin, ...data }),
+      body: JSON.stringify({ site: SITE, host: S.host || location.origin, ...data, ...enquiryConsent() }),
     });
     if (!res.ok) {
       const body = await res.json().catch(() => null);
@@ -1028,6 +1313,7 @@ function renderPrivacy() {
 function setPrivacy(show) {
   const panel = $("privacy");
   if (show === !panel.hidden) return;
+  if (show) setDetails(false);
   panel.hidden = !show;
   $("app").classList.toggle("privacy-open", show);
   $("privacy-btn").setAttribute("aria-expanded", String(show));
@@ -1085,6 +1371,7 @@ function wire() {
     box.focus();
   });
   $("enquiry").addEventListener("submit", submitEnquiry);
+  wireLeads();
   $("privacy-btn").addEventListener("click", () => setPrivacy($("privacy").hidden));
   $("privacy-back").addEventListener("click", () => setPrivacy(false));
   $("teaser-open").addEventListener("click", () => setOpen(true));
@@ -1096,6 +1383,7 @@ function wire() {
     if (S.invite && !S.open) dismissInvite();
     else if (!$("confirm").hidden) $("confirm-no").click();
     else if (!$("privacy").hidden) setPrivacy(false);
+    else if (!$("details").hidden) setDetails(false);
     else if (EMBEDDED && S.open) setOpen(false);
   });
   document.addEventListener("visibilitychange", () => {
