@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from confide.cli.delivery import destination_app, worker
+from confide.cli.keys import keys_app
 from confide.cli.runtime import fail, run_service
 from confide.settings import DEFAULT_DATABASE_URL, Settings
 
@@ -25,6 +26,7 @@ app.add_typer(site_app, name="site")
 app.add_typer(user_app, name="user")
 app.add_typer(stats_app, name="stats")
 app.add_typer(destination_app, name="destination")
+app.add_typer(keys_app, name="keys")
 app.command("worker")(worker)
 
 DbOpt = Annotated[

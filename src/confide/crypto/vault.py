@@ -84,6 +84,12 @@ class Vault:
                 raise KeyDestroyed(f"master key {kid!r} is not configured")
             return kid, self._masters[kid]
 
+    def make_current(self, kid: str, secret: bytes) -> None:
+        """Use this master key for new wrapping from now on (rotation)."""
+        with self._lock:
+            self._masters[kid] = secret
+            self._current = kid
+
     def _adopt_dev_master(self) -> None:
         """No configured master key: a development key kept in the key store (logged loudly)."""
         found = self.store.dev_master()
@@ -164,6 +170,10 @@ class Vault:
         key = self._subject_key(subject_id, None)
         return AESGCM(key).decrypt(raw[:12], raw[12:], subject_id.encode()).decode()
 
+    def has_cached(self, subject_id: str) -> bool:
+        with self._lock:
+            return subject_id in self._subjects
+
     def destroy_subject(self, subject_id: str) -> bool:
         with self._lock:
             self._subjects.pop(subject_id, None)
@@ -216,23 +226,45 @@ class Vault:
 # --- the process's vaults (the column type reaches them without a session) ------------------
 
 _VAULTS: dict[str, Vault] = {}
+_REFS: dict[str, int] = {}
 _VAULT_LOCK = threading.Lock()
 
 
 def vault_for(keystore_url: str, master_spec: str) -> Vault:
-    """One vault per key store in this process (several databases in one test process)."""
+    """One vault per key store in this process (several databases in one test process).
+
+    Each :class:`~confide.storage.engine.Database` holds a reference and releases it on dispose.
+    """
     with _VAULT_LOCK:
         vault = _VAULTS.get(keystore_url)
         if vault is None:
             vault = Vault(KeyStore(keystore_url), parse_master_keys(master_spec))
             _VAULTS[keystore_url] = vault
+        _REFS[keystore_url] = _REFS.get(keystore_url, 0) + 1
         return vault
+
+
+def release_vault(keystore_url: str) -> None:
+    with _VAULT_LOCK:
+        refs = _REFS.get(keystore_url, 0) - 1
+        if refs > 0:
+            _REFS[keystore_url] = refs
+            return
+        _REFS.pop(keystore_url, None)
+        vault = _VAULTS.pop(keystore_url, None)
+    if vault is not None:
+        vault.store.close()
 
 
 def open_any(token: str) -> str:
     """Decrypt with whichever vault of this process holds the subject's key."""
+    vaults = list(_VAULTS.values())
+    if len(vaults) == 1:
+        return vaults[0].open(token)
+    subject = token[len(PREFIX) :].partition(":")[0]
+    cached = [v for v in vaults if v.has_cached(subject)]
     last: Exception | None = None
-    for vault in list(_VAULTS.values()):
+    for vault in cached or vaults:
         try:
             return vault.open(token)
         except KeyDestroyed as exc:

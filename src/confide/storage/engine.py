@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from confide.crypto.keystore import default_keystore_url
-from confide.crypto.vault import vault_for
+from confide.crypto.vault import release_vault, vault_for
 from confide.storage.scope import Scope
 
 
@@ -95,10 +95,11 @@ class Database:
         self.url = normalise_url(url)
         self.engine = create_engine(self.url)
         #: Personal data is sealed with per-subject keys kept in a separate store (R34).
+        self._keystore_url = (
+            keystore_url or os.environ.get("CONFIDE_KEYSTORE_URL") or default_keystore_url(self.url)
+        )
         self.vault = vault_for(
-            keystore_url
-            or os.environ.get("CONFIDE_KEYSTORE_URL")
-            or default_keystore_url(self.url),
+            self._keystore_url,
             master_keys if master_keys is not None else os.environ.get("CONFIDE_MASTER_KEYS", ""),
         )
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
@@ -146,6 +147,7 @@ class Database:
             yield conn
 
     async def dispose(self) -> None:
+        release_vault(self._keystore_url)
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
