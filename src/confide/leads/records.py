@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from confide.accounts.models import Role, User
@@ -312,11 +312,9 @@ async def _history(s: AsyncSession, person_id: str) -> list[dict[str, Any]]:
 
 async def _earlier(s: AsyncSession, conv: Conversation) -> list[dict[str, Any]]:
     """The visitor's other conversations (attached when a returning visitor chats, R24)."""
-    who = (
-        Conversation.person_id == conv.person_id
-        if conv.person_id
-        else Conversation.visitor_id == conv.visitor_id
-    )
+    who = Conversation.visitor_id == conv.visitor_id
+    if conv.person_id:
+        who = or_(who, Conversation.person_id == conv.person_id)
     count = select(func.count()).where(Message.conversation_id == Conversation.id).scalar_subquery()
     rows = await s.execute(
         select(Conversation.id, Conversation.created_at, Conversation.state, count)

@@ -6,6 +6,7 @@ import {
   cloneTemplate, slot, setText, setTime, parseTime, formatClock, formatAgo, paintOrg,
 } from "./console-util.js";
 import { VisitPanel } from "./console-visit.js";
+import { LeadPanel } from "./console-lead.js";
 
 const STATE_LABEL = { waiting: "Waiting", active: "Active", closed: "Closed", unknown: "…" };
 
@@ -105,6 +106,8 @@ export class Pane {
     this.notices = slot(this.root, "notices");
     this.closeArmed = null;
     this.visit = new VisitPanel(slot(this.root, "visit"), record.id);
+    this.lead = new LeadPanel(slot(this.root, "lead"), record.id);
+    this.lead.load();
 
     this.tab.addEventListener("click", () => cb.select());
     slot(this.tabWrap, "close").addEventListener("click", () => cb.hide());
@@ -353,6 +356,16 @@ export class Pane {
     li.append(p);
   }
 
+  /** A small note under a confirmed message (e.g. why its stored text differs from the typed). */
+  noteOn(seq, text) {
+    const li = this.log.querySelector(`li[data-seq="${seq}"]`);
+    if (!li || li.querySelector(".msg-note")) return;
+    const p = document.createElement("p");
+    p.className = "msg-status msg-note";
+    p.textContent = text;
+    li.append(p);
+  }
+
   setTyping(typing) {
     setText(slot(this.root, "typing"), typing ? "Visitor is typing…" : "");
     slot(this.root, "typing").classList.toggle("on", typing);
@@ -386,6 +399,7 @@ export class Pane {
   destroy() {
     clearTimeout(this.closeArmed);
     this.visit.destroy();
+    this.lead.destroy();
     this.root.remove();
     this.tabWrap.remove();
   }

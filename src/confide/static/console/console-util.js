@@ -80,6 +80,20 @@ export function parseTime(value) {
   return Number.isNaN(d.getTime()) ? null : d;
 }
 
+/** A server time; one written without a zone is UTC. */
+export function parseUtc(value) {
+  if (typeof value !== "string" || !value) return null;
+  return parseTime(/[zZ]|[+-]\d\d:?\d\d$/.test(value) ? value : `${value}Z`);
+}
+
+/** A new element with a class and text (textContent: never parsed as HTML). */
+export function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text != null) node.textContent = String(text);
+  return node;
+}
+
 /** "14:05" today, "3 Mar, 14:05" otherwise. */
 export function formatClock(date) {
   if (!date) return "";
@@ -133,3 +147,46 @@ export const session = {
     }
   },
 };
+
+/** The session's CSRF token (base.html's <meta name="csrf-token">), sent on every write. */
+function csrfToken() {
+  return document.querySelector('meta[name="csrf-token"]')?.getAttribute("content") || "";
+}
+
+/**
+ * Call the JSON API with the console's session cookie, never throwing: resolves to
+ * {ok, status, data, message}. `message` is the server's own explanation on a refusal
+ * (errors are `{"code", "detail"}` JSON; `message` is read too) or a plain-words fallback.
+ */
+export async function api(method, path, body, { signal } = {}) {
+  const headers = { Accept: "application/json" };
+  if (method !== "GET") headers["X-CSRF-Token"] = csrfToken();
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "same-origin",
+      cache: "no-store",
+      signal,
+    });
+  } catch (err) {
+    if (err?.name === "AbortError") return { ok: false, status: 0, data: null, message: "", aborted: true };
+    return { ok: false, status: 0, data: null, message: "Couldn't reach the server. Check your connection and try again." };
+  }
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    data = null;
+  }
+  if (response.ok) return { ok: true, status: response.status, data, message: "" };
+  let message = (data && (data.message || data.detail)) || "";
+  if (typeof message !== "string") message = "";
+  if (response.status === 401) message = "Your session has ended. Sign in again to continue.";
+  else if (!message && response.status >= 500) message = "The server had a problem and nothing was changed. Please try again.";
+  else if (!message) message = `That didn't work (error ${response.status}).`;
+  return { ok: false, status: response.status, data, code: data?.code || null, message };
+}

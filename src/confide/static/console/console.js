@@ -9,6 +9,7 @@
 //   console-keys.js    keyboard shortcuts and the tabs' arrow keys
 //   console-visitors.js the Visitors view (who is browsing my sites now, invitations)
 //   console-visit.js   the Visit panel beside a chat (path and usage data of its visit)
+//   console-lead.js    the Lead panel beside a chat (details, consent, leads, earlier chats)
 
 import { ConsoleSocket } from "./console-socket.js";
 import { Outbox } from "./console-outbox.js";
@@ -183,6 +184,10 @@ function handleFrame(f) {
     case "error": return onError(f);
     case "visitor": return onVisitor(f);
     case "invited": return onInvited(f);
+    case "consent":
+    case "lead_changed":
+      // The agents' channel of a joined chat: re-read its lead panel if it is open.
+      return panes.get(f.conversation)?.lead.load();
     default: return undefined; // pong and future frames: nothing to do
   }
 }
@@ -230,6 +235,7 @@ function onWelcome(f) {
 
   visitors.reset(f.visitors);
   if (first) restorePanes();
+  else for (const pane of panes.values()) pane.lead.refreshSoon(); // frames missed while away
   for (const id of joinTargets()) ensureJoined(id);
   outbox.resetSent();
   flushOutbox();
@@ -337,6 +343,7 @@ function onMessage(f) {
     pane.updateSeen(record);
   }
   if (added.length && f.author?.role === "visitor") {
+    pane?.lead.refreshSoon(); // details typed in the chat show up as suggestions
     if (isFocused(record.id)) markSeen(record.id);
     else if (store.listOf(record) === "mine") announce(`New message from ${record.visitorName}, ${where(record)}.`);
   }
@@ -348,6 +355,8 @@ function onAck(f) {
   const entry = outbox.settle(f.client_id);
   const record = store.get(f.conversation);
   if (!record) return;
+  // The server masked a card number: show what was stored, not what was typed.
+  const masked = f.notice === "card_masked" && typeof f.text === "string";
   if (entry) {
     const added = record.merge([{
       type: "message",
@@ -355,7 +364,7 @@ function onAck(f) {
       seq: f.seq,
       client_id: f.client_id,
       author: { role: "agent", name: store.user?.name || "You" },
-      text: entry.text,
+      text: masked ? f.text : entry.text,
       at: f.at,
     }]);
     const pane = panes.get(record.id);
@@ -365,6 +374,7 @@ function onAck(f) {
     }
     if (record.historyLoaded && record.hasGap()) requestSync(record);
   }
+  if (masked) panes.get(record.id)?.noteOn(f.seq, "A card number was removed from this message.");
   panes.get(record.id)?.renderPending(outbox.forConversation(record.id));
   refresh();
 }

@@ -1,4 +1,4 @@
-"""The operator console's pages: sign-in, the live console, history and transcripts."""
+"""The operator console's pages: sign-in, the live console, history, transcripts, deliveries."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from confide.accounts.models import Role
 from confide.accounts.passwords import MAX_PASSWORD_LENGTH
 from confide.accounts.principal import Principal
 from confide.errors import AuthenticationFailed, Forbidden, LockedOut
@@ -165,6 +166,29 @@ async def history(
             "sites": [SiteItem(s.id, s.name, org) for s, org in sites],
             "page": page,
             "has_next": has_next,
+        },
+    )
+
+
+@router.get("/deliveries", response_class=HTMLResponse)
+async def deliveries(
+    request: Request,
+    ctx: Ctx,
+    state: Annotated[str | None, Query(max_length=10)] = None,
+) -> Response:
+    """The page only: console-deliveries.js reads /api/deliveries and /api/destinations."""
+    session = await _signed_in(request, ctx)
+    if session is None:
+        return RedirectResponse("/console/login", status_code=303)
+    principal, csrf = session
+    return _page(
+        request,
+        "console/deliveries.html",
+        {
+            "user": principal,
+            "csrf_token": csrf,
+            "state": "dead" if state == "dead" else None,
+            "can_retry": principal.role is not Role.CLIENT,
         },
     )
 
