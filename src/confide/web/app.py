@@ -17,7 +17,17 @@ from confide.logs import configure_logging
 from confide.settings import Settings
 from confide.web import errors
 from confide.web.context import AppContext
-from confide.web.routes import api, console, demo, health, leads, portal, tracking, widget
+from confide.web.routes import (
+    api,
+    console,
+    demo,
+    health,
+    leads,
+    portal,
+    portal_leads,
+    tracking,
+    widget,
+)
 from confide.web.security import SecurityHeaders
 from confide.web.ws.endpoints import console_socket, widget_socket
 
@@ -56,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         widget.router,
         console.router,
         portal.router,
+        portal_leads.router,
         api.router,
         leads.router,
         tracking.router,

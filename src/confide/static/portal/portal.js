@@ -1,6 +1,6 @@
-// Progressive enhancements for the reports (the pages are complete without this):
-// a styled tooltip and column highlight on the daily chart, and an export menu that closes
-// like a menu. Text is only ever set with textContent, never parsed as HTML.
+// Progressive enhancements for the reports and leads (the pages are complete without this):
+// a styled tooltip and column highlight on the daily chart, an export menu that closes like a
+// menu, focus on a form's error. Text is only ever set with textContent, never parsed as HTML.
 
 // Phones: the top bar's sections scroll sideways; keep the current one (Reports) in view.
 document
@@ -65,3 +65,7 @@ for (const menu of document.querySelectorAll("details.export-menu")) {
     }
   });
 }
+
+// Lead page: after a refused form, the page reloads scrolled to the form (the action's #anchor);
+// move focus to the message as well, so keyboard and screen reader users start from it.
+document.querySelector("[data-focus]")?.focus({ preventScroll: true });

@@ -27,6 +27,7 @@ from confide.accounts.models import Role
 from confide.accounts.principal import Principal
 from confide.clock import utcnow
 from confide.errors import ConfideError, Forbidden, InvalidInput
+from confide.leads.ratings import rating_summary
 from confide.sites.models import Site
 from confide.tracking.aggregates import MAX_RANGE_DAYS
 from confide.web import charts
@@ -502,6 +503,9 @@ async def site_report(
             "chart": series_chart(report),
             "daily": daily,
             "breakdowns": [breakdown(d, t, c, report) for d, t, c in BREAKDOWNS],
+            "ratings": await rating_summary(
+                ctx.db, principal.scope, site.id, period.start, period.end
+            ),
             "export_query": period.query(),
             "tables": TABLES,
         },
