@@ -73,6 +73,11 @@ class Person(SiteScoped, Base):
     )
     #: The browser sent Global Privacy Control at some point (R14): never sold or shared.
     sale_share_opt_out: Mapped[bool] = field(Boolean, default=False, **_OPS)
+    #: Restriction of processing (Art. 18, R55): stored only; no hand-off, marketing or scoring.
+    restricted: Mapped[bool] = field(Boolean, default=False, **_OPS)
+    #: Objected to direct marketing (absolute, R30) / to automated decisions (R32).
+    marketing_objection: Mapped[bool] = field(Boolean, default=False, **_OPS)
+    automated_objection: Mapped[bool] = field(Boolean, default=False, **_OPS)
     #: Stated an age under the site's threshold (policy 7.3): no lead, details redacted.
     minor: Mapped[bool] = field(Boolean, default=False, **_OPS)
     created_at: Mapped[datetime] = field(UTCDateTime, **_OPS)

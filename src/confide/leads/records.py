@@ -242,7 +242,9 @@ class LeadRecords:
             await s.flush()
             return (await _transfers(s, lead.id))[-1]
 
-    async def csv_export(self, principal: Principal, *, status: str | None = None) -> str:
+    async def csv_export(
+        self, principal: Principal, *, status: str | None = None, site_id: str | None = None
+    ) -> str:
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(
@@ -262,23 +264,22 @@ class LeadRecords:
         )
         page = 0
         while True:
-            rows, more = await self.list(principal, status=status, page=page)
+            rows, more = await self.list(principal, status=status, site_id=site_id, page=page)
             for r in rows:
                 p = r["person"] or {}
                 car = r["vehicle"] or {}
                 vehicle = " ".join(str(car.get(k) or "") for k in ("year", "make", "model")).strip()
-                w.writerow(
-                    [
-                        r["id"],
-                        r["created_at"],
-                        r["site"]["name"],
-                        r["purpose_label"],
-                        r["status"],
-                        *(_cell(p.get(k)) for k in ("name", "email", "phone", "postcode")),
-                        _cell(vehicle),
-                        "yes" if r["sale_share_opt_out"] else "no",
-                    ]
-                )
+                cells = [
+                    r["id"],
+                    r["created_at"],
+                    r["site"]["name"],
+                    r["purpose_label"],
+                    r["status"],
+                    *(p.get(k) for k in ("name", "email", "phone", "postcode")),
+                    vehicle,
+                    "yes" if r["sale_share_opt_out"] else "no",
+                ]
+                w.writerow([_cell(c) for c in cells])
             if not more:
                 break
             page += 1

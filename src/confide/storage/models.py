@@ -11,6 +11,13 @@ from confide.leads.models import (
     Person,
     PersonChange,
 )
+from confide.privacy.models import (
+    ErasureTask,
+    LegalHold,
+    PrivacyRequest,
+    RequestEvent,
+    VerificationCode,
+)
 from confide.sites.models import Site
 from confide.storage.base import Base
 from confide.tracking.models import (
@@ -31,8 +38,10 @@ __all__ = [
     "DailyStat",
     "DeliveryAttempt",
     "Destination",
+    "ErasureTask",
     "Invitation",
     "Lead",
+    "LegalHold",
     "Message",
     "OnwardTransfer",
     "OptOut",
@@ -41,10 +50,13 @@ __all__ = [
     "PageView",
     "Person",
     "PersonChange",
+    "PrivacyRequest",
+    "RequestEvent",
     "Site",
     "SiteAssignment",
     "SiteVisitor",
     "User",
+    "VerificationCode",
     "Visit",
     "Visitor",
 ]

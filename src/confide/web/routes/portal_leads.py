@@ -234,20 +234,29 @@ async def leads(
             "next_url": _list_url(status, site, page + 1) if has_next else None,
             "status_urls": {s: _list_url(s, site) for s in ("", *STATUSES)},
             "csv_url": "/portal/leads.csv"
-            + (f"?{urlencode({'status': status})}" if status else ""),
+            + (
+                f"?{urlencode({k: v for k, v in (('status', status), ('site', site)) if v})}"
+                if status or site
+                else ""
+            ),
         },
     )
 
 
 @router.get("/leads.csv")
 async def leads_csv(
-    request: Request, ctx: Ctx, status: Annotated[str, Query(max_length=12)] = ""
+    request: Request,
+    ctx: Ctx,
+    status: Annotated[str, Query(max_length=12)] = "",
+    site: Annotated[str, Query(max_length=64)] = "",
 ) -> Response:
     session = await _session(request, ctx)
     if isinstance(session, Response):
         return session
     try:
-        body = await ctx.lead_records.csv_export(session[0], status=status or None)
+        body = await ctx.lead_records.csv_export(
+            session[0], status=status or None, site_id=site or None
+        )
     except ConfideError as exc:
         return _error(request, exc, back="/portal/leads")
     name = f"leads-{slug(status or 'all')}-{utcnow().date()}.csv"
