@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 
 from confide.accounts.service import AccountService
 from confide.errors import NotFound
@@ -26,7 +26,7 @@ from confide.sites.models import Site
 from confide.sites.service import SiteService
 from confide.storage.engine import Database
 from confide.storage.scope import Scope
-from confide.tracking.aggregates import TOP, Reports
+from confide.tracking.aggregates import TOP, Reports, _lock_key
 from confide.tracking.models import DailyStat, PageView, SiteVisitor, Visit
 
 T = TypeVar("T")
@@ -328,20 +328,9 @@ def test_rollup_is_idempotent(rolled_up: Seeded) -> None:
     assert run(with_db(rolled_up.url, snapshot)) == before
 
 
-def test_concurrent_rollups_of_the_same_days(
-    rolled_up: Seeded, request: pytest.FixtureRequest
-) -> None:
-    """The background task (every minute) and `confide stats rollup` may overlap."""
-    if rolled_up.url.startswith("postgresql"):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=False,
-                reason="BUG aggregates.py:37-43: on PostgreSQL (READ COMMITTED) two overlapping "
-                "roll-ups of a day both DELETE, then both INSERT: UNIQUE(site_id, day, dimension, "
-                "key) fails in one of them. Take a lock first (SELECT pg_advisory_xact_lock(day)) "
-                "or serialise roll-ups in one task",
-            )
-        )
+def test_concurrent_rollups_of_the_same_days(rolled_up: Seeded) -> None:
+    """The background task (every minute) and `confide stats rollup` may overlap: on PostgreSQL
+    the write of a site-day takes an advisory lock, so the second waits, then replaces the rows."""
 
     async def both() -> list[Any]:
         dbs = [Database(rolled_up.url) for _ in range(2)]
@@ -361,6 +350,28 @@ def test_concurrent_rollups_of_the_same_days(
         report(rolled_up, Scope.organisation(rolled_up.org_a), DAY1, DAY3)["totals"]
         == want["totals"]
     )
+
+
+def test_a_rollup_waits_for_the_site_day_lock(rolled_up: Seeded) -> None:
+    """PostgreSQL: while another transaction holds a site-day's advisory lock, a roll-up of that
+    day does not write it; it goes on once the lock is released."""
+    if not rolled_up.url.startswith("postgresql"):
+        pytest.skip("SQLite serialises writes; no advisory lock")
+
+    async def scenario(db: Database) -> None:
+        key = _lock_key(rolled_up.site.id, DAY2)
+        async with db.engine.connect() as holder:
+            await holder.execute(select(func.pg_advisory_xact_lock(key)))
+            rollup = asyncio.create_task(Reports(db).rollup([DAY2]))
+            await asyncio.sleep(0.5)
+            assert not rollup.done()
+            await holder.rollback()  # releases the lock
+        assert await asyncio.wait_for(rollup, 10) > 0
+
+    run(with_db(rolled_up.url, scenario))
+    want = expected_report(rolled_up, DAY2, DAY2)
+    got = report(rolled_up, Scope.organisation(rolled_up.org_a), DAY2, DAY2)
+    assert got["totals"] == want["totals"]
 
 
 def test_a_late_visit_is_counted_after_the_next_rollup(rolled_up: Seeded) -> None:

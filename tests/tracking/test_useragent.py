@@ -131,16 +131,25 @@ def test_bots_are_recognised(name: str) -> None:
             "PhantomJS/2.1.1 Safari/538.1",
             id="phantomjs",
         ),
+        pytest.param("Wget/1.21.4", id="wget"),
+        pytest.param("python-httpx/0.28.1", id="python-httpx"),
+        pytest.param("Python-urllib/3.12", id="python-urllib"),
+        pytest.param("Python/3.12 aiohttp/3.10.5", id="aiohttp"),
+        pytest.param("okhttp/4.12.0", id="okhttp"),
+        pytest.param("Java/17.0.9", id="java"),
+        pytest.param("Apache-HttpClient/4.5.14 (Java/17.0.9)", id="apache-httpclient"),
+        pytest.param("axios/1.7.7", id="axios"),
+        pytest.param("node", id="node-fetch-builtin"),
+        pytest.param("libwww-perl/6.72", id="perl"),
     ],
-)
-@pytest.mark.xfail(
-    strict=True,
-    reason="useragent.py:15: HTTP libraries and PhantomJS (a headless browser like "
-    "HeadlessChrome) cannot run the loader, yet are counted as visitors; suggest treating "
-    "'phantomjs', 'curl/', 'python-', 'go-http-client', 'wget' as bot hints",
 )
 def test_scripted_clients_are_not_counted_as_visitors(ua: str) -> None:
     assert reduce(ua).bot is True
+
+
+def test_a_browser_mentioning_a_library_later_is_still_a_browser() -> None:
+    """Library names are matched as the leading product token only."""
+    assert reduce(CHROME_WIN + " python-requests/2.32.3").bot is False
 
 
 def test_very_long_user_agents_are_cut_before_parsing() -> None:

@@ -9,6 +9,7 @@ reports label "daily unique visitors".
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -23,6 +24,13 @@ from confide.tracking.models import DailyStat, PageView, Visit
 DIMENSIONS = ("channel", "country", "device", "browser")
 TOP = 10
 MAX_RANGE_DAYS = 366
+
+
+def _lock_key(site_id: str, day: date) -> int:
+    """A signed 64-bit key for ``pg_advisory_xact_lock``, the same in every process (unlike
+    ``hash()``): the first 8 bytes of a BLAKE2b digest of the site-day."""
+    digest = hashlib.blake2b(f"daily_stats:{site_id}:{day.isoformat()}".encode(), digest_size=8)
+    return int.from_bytes(digest.digest(), "big", signed=True)
 
 
 def _bounds(day: date) -> tuple[datetime, datetime]:
@@ -41,6 +49,13 @@ class Reports:
         never blocks the chat's writes), then one short write replaces that site-day's rows.
         Scanning inside the write transaction held the database's write lock for the whole scan
         and stalled every chat message behind it.
+
+        Roll-ups may overlap (the background task on each node, ``confide stats rollup``). On
+        PostgreSQL (READ COMMITTED) two overlapping writes of one site-day would both DELETE,
+        then both INSERT, and one would fail on the unique key; so the write transaction first
+        takes an advisory lock on (site, day): the second waits, then its DELETE sees the first
+        one's rows and replaces them (with figures read a moment earlier, at worst; the next
+        roll-up, a minute later, catches up). SQLite writes are serialised already.
         """
         async with self.db.session(Scope.system(), read_only=True) as s:
             sites = list((await s.execute(select(Site.organisation_id, Site.id))).all())
@@ -50,6 +65,8 @@ class Reports:
                 async with self.db.session(Scope.system(), read_only=True) as s:
                     values = await _aggregate_day(s, organisation_id, site_id, day)
                 async with self.db.session(Scope.system()) as s:
+                    if not self.db.is_sqlite:
+                        await s.execute(select(func.pg_advisory_xact_lock(_lock_key(site_id, day))))
                     await s.execute(
                         delete(DailyStat).where(DailyStat.site_id == site_id, DailyStat.day == day)
                     )

@@ -125,10 +125,13 @@ def parse_beacon(data: Any, now: datetime) -> Beacon:
         except InvalidInput as exc:
             beacon.rejected.append({"index": index, "reason": exc.message})
     if beacon.events and any(e.type != "optout" for e in beacon.events) and beacon.visit is None:
+        # Each refused event is listed once, with the first reason found (its own, if any).
+        refused = {r["index"] for r in beacon.rejected}
         beacon.rejected.extend(
             {"index": i, "reason": "visit is required"}
             for i, e in enumerate(events)
-            if isinstance(e, dict) and e.get("type") != "optout"
+            if i not in refused and isinstance(e, dict) and e.get("type") != "optout"
         )
+        beacon.rejected.sort(key=lambda r: int(r["index"]))
         beacon.events = [e for e in beacon.events if e.type == "optout"]
     return beacon

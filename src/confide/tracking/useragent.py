@@ -12,7 +12,39 @@ from functools import lru_cache
 
 from ua_parser import parse
 
-_BOT_HINTS = ("bot", "crawler", "spider", "slurp", "headlesschrome", "lighthouse", "preview")
+#: Anywhere in the string: crawlers, and headless browsers driven by scripts.
+_BOT_HINTS = (
+    "bot",
+    "crawler",
+    "spider",
+    "slurp",
+    "headlesschrome",
+    "phantomjs",
+    "lighthouse",
+    "preview",
+)
+#: At the start of the string: HTTP libraries and command-line clients. None of them runs the
+#: loader, so a beacon from one is a script, not a visitor. (Matched as the leading product
+#: token only, so a browser UA that mentions one later is not caught by mistake.)
+_SCRIPTED = (
+    "curl/",
+    "wget/",
+    "python-",  # python-requests, python-urllib3, python-httpx, Python-urllib
+    "python/",  # aiohttp: "Python/3.12 aiohttp/3.9"
+    "go-http-client",
+    "okhttp/",
+    "java/",
+    "apache-httpclient",
+    "libwww-perl",
+    "httpie/",
+    "axios/",
+    "node",  # node-fetch, and Node's built-in fetch (undici), which sends just "node"
+    "undici",
+    "guzzlehttp",
+    "postmanruntime",
+    "insomnia",
+    "scrapy",
+)
 _TABLETS = ("ipad", "tablet", "kindle", "silk", "sm-t", "nexus 7", "nexus 9")
 
 
@@ -31,7 +63,12 @@ def reduce(user_agent: str) -> Agent:
     result = parse(ua)
     lowered = ua.lower()
     device_family = (result.device.family if result.device else "") or ""
-    bot = device_family == "Spider" or any(h in lowered for h in _BOT_HINTS) or not ua.strip()
+    bot = (
+        device_family == "Spider"
+        or any(h in lowered for h in _BOT_HINTS)
+        or lowered.lstrip().startswith(_SCRIPTED)
+        or not ua.strip()
+    )
     browser = result.user_agent.family if result.user_agent else "Other"
     major = result.user_agent.major if result.user_agent else None
     os_family = result.os.family if result.os else "Other"

@@ -218,24 +218,29 @@ async def _create_visits(
             starts[str(visit_id)] = p
     if not starts:
         return
-    cookies = {
-        secret_hash(f"{p.site.id}:{p.beacon.visitor}"): p
-        for p in starts.values()
+    # One browser may start several visits in one batch (two tabs: one cookie, but a visit id
+    # per tab, as sessionStorage is per tab), so visitors are keyed by cookie hash while the
+    # visit count goes up once per new visit.
+    digests = {
+        visit_id: secret_hash(f"{p.site.id}:{p.beacon.visitor}")
+        for visit_id, p in starts.items()
         if p.beacon.visitor
     }
     known = (
         {
             r.cookie_hash: dict(r._mapping)
             for r in await conn.execute(
-                select(_visitors).where(_visitors.c.cookie_hash.in_(list(cookies)))
+                select(_visitors).where(_visitors.c.cookie_hash.in_(set(digests.values())))
             )
         }
-        if cookies
+        if digests
         else {}
     )
-    fresh, bumps = [], []
-    for digest, p in cookies.items():
-        first = next(e for e in p.beacon.events if e.type == "pageview")
+    fresh: dict[str, dict[str, Any]] = {}  # visitor id -> row, new in this batch
+    bumps: dict[str, int] = {}  # visitor id -> new visits in this batch
+    returning: dict[str, bool] = {}  # visit id -> the browser was seen before this visit
+    for visit_id, digest in digests.items():
+        p = starts[visit_id]
         row = known.get(digest)
         if row is None:
             row = {
@@ -247,26 +252,30 @@ async def _create_visits(
                 "last_seen_at": now,
                 "visit_count": 1,
             }
-            fresh.append(row)
+            fresh[row["id"]] = row  # inserted below, with the count reached by then
             known[digest] = row
         else:
             row["visit_count"] += 1
-            bumps.append({"b_id": row["id"], "b_count": row["visit_count"], "b_seen": now})
+            if row["id"] not in fresh:
+                bumps[row["id"]] = bumps.get(row["id"], 0) + 1
+        returning[visit_id] = row["visit_count"] > 1
     if fresh:
-        await conn.execute(insert(_visitors), fresh)
+        await conn.execute(insert(_visitors), list(fresh.values()))
     if bumps:
+        # An increment, not the count read above: another node may have counted a visit too.
         await conn.execute(
             update(_visitors)
             .where(_visitors.c.id == bindparam("b_id"))
-            .values(visit_count=bindparam("b_count"), last_seen_at=bindparam("b_seen")),
-            bumps,
+            .values(
+                visit_count=_visitors.c.visit_count + bindparam("b_n"),
+                last_seen_at=bindparam("b_seen"),
+            ),
+            [{"b_id": vid, "b_n": n, "b_seen": now} for vid, n in bumps.items()],
         )
     rows = []
     for visit_id, p in starts.items():
         first = next(e for e in p.beacon.events if e.type == "pageview")
-        visitor = (
-            known.get(secret_hash(f"{p.site.id}:{p.beacon.visitor}")) if p.beacon.visitor else None
-        )
+        visitor = known.get(digests[visit_id]) if visit_id in digests else None
         _path, query = urls.clean_path(first.url)
         referrer = urls.referrer_origin(first.referrer, _own_host(p.site, first.referrer))
         u = p.usage
@@ -280,7 +289,7 @@ async def _create_visits(
             "last_seen_at": now,
             "pageviews": 0,
             "seconds": 0,
-            "is_returning": bool(visitor and visitor["visit_count"] > 1),
+            "is_returning": returning.get(visit_id, False),
             "country": u.country,
             "region": u.region,
             "city": u.city,

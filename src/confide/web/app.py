@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # stacks alive for every socket's lifetime (about 12 KB per idle connection).
     app.router.routes.append(WebSocketRoute("/ws/widget", widget_socket))
     app.router.routes.append(WebSocketRoute("/ws/console", console_socket))
+    app.router.routes[:0] = tracking.routes  # the beacon: first match, no dependency machinery
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:
