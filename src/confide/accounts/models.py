@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, synonym
 
 from confide.storage.base import Base, UTCDateTime, field
@@ -27,6 +27,10 @@ class Organisation(OrgScoped, Base):
         category="account.organisation.name",
         retention="account",
         info={"plaintext_reason": "a company's name, not a person's; shown on every chat"},
+    )
+    #: Privacy requests of this client are approved without a manual review once verified.
+    privacy_auto_approve: Mapped[bool] = field(
+        Boolean, default=False, category="system.configuration", retention="account"
     )
     created_at: Mapped[datetime] = field(
         UTCDateTime, category="system.operations", retention="account"

@@ -76,6 +76,8 @@ class OutboxJob(OrgScoped, Base):
         ForeignKey("leads.id", ondelete="CASCADE"), nullable=True, index=True, **_ID
     )
     destination_id: Mapped[str] = field(ForeignKey("destinations.id", ondelete="CASCADE"), **_ID)
+    #: The lead a notice is about once the lead row itself is gone (erasure notices).
+    subject_ref: Mapped[str | None] = field(String(32), nullable=True, **_ID)
     #: Receivers de-duplicate on this (sent as Idempotency-Key and as the payload id).
     idempotency_key: Mapped[str] = field(String(64), unique=True, **_ID)
     #: pending, running, done, dead, canceled.

@@ -508,8 +508,16 @@ def _check_person(person: Person | None) -> None:
 
 
 async def _release(s: AsyncSession, lead: Lead, consent_id: str, now: datetime) -> bool:
-    """Consent is on record: queue the lead's deliveries (or mark it delivered to the portal)."""
+    """Consent is on record: queue the lead's deliveries (or mark it delivered to the portal).
+
+    A person who restricted processing (Art. 18, R55) gets no hand-off at all.
+    """
     lead.consent_id = consent_id
+    person = await s.get(Person, lead.person_id)
+    if person is not None and person.restricted:
+        lead.delivery_state = "withdrawn"
+        lead.updated_at = now
+        return False
     jobs = await enqueue_lead(s, lead, "lead.created", now)
     lead.delivery_state = "queued" if jobs else "delivered"
     lead.delivered_at = None if jobs else now

@@ -13,6 +13,7 @@ from confide.delivery.admin import DeliveryAdmin
 from confide.delivery.worker import DeliveryWorker
 from confide.leads.records import LeadRecords
 from confide.leads.service import LeadService
+from confide.privacy.service import PrivacyService
 from confide.realtime.broker import Broker, Event, make_broker
 from confide.realtime.hub import Hub
 from confide.settings import Settings
@@ -41,6 +42,7 @@ class AppContext:
     delivery: DeliveryWorker
     lead_records: LeadRecords
     delivery_admin: DeliveryAdmin
+    privacy: PrivacyService
 
     @classmethod
     def build(cls, settings: Settings) -> AppContext:
@@ -84,6 +86,7 @@ class AppContext:
             delivery,
             LeadRecords(db, chat, leads),
             DeliveryAdmin(db),
+            PrivacyService(db, settings, on_enqueued=delivery.notify),
         )
 
     async def start(self) -> None:

@@ -203,6 +203,15 @@ def upgrade() -> None:
             batch_op.f("ix_verification_codes_request_id"), ["request_id"], unique=False
         )
 
+    with op.batch_alter_table("organisations", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column(
+                "privacy_auto_approve", sa.Boolean(), nullable=False, server_default=sa.false()
+            )
+        )
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("subject_ref", sa.String(length=32), nullable=True))
+
     with op.batch_alter_table("persons", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("restricted", sa.Boolean(), nullable=False, server_default=sa.false())
@@ -220,6 +229,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_column("subject_ref")
+    with op.batch_alter_table("organisations", schema=None) as batch_op:
+        batch_op.drop_column("privacy_auto_approve")
     with op.batch_alter_table("persons", schema=None) as batch_op:
         batch_op.drop_column("automated_objection")
         batch_op.drop_column("marketing_objection")

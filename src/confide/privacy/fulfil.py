@@ -1,0 +1,350 @@
+"""Carrying out an approved request: export, erasure, correction and the flags (R50-R55).
+
+Every function takes the subject as resolved from the persons on file and works through the
+registry, so a new store of personal data is exported and erased without touching this file.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from confide.chat.models import Conversation
+from confide.crypto.vault import Vault
+from confide.delivery.models import Destination, OutboxJob
+from confide.delivery.outbox import cancel_for_leads
+from confide.ids import new_id
+from confide.leads import consent as consent_rules
+from confide.leads import fields
+from confide.leads.models import ConsentRecord, Lead, OnwardTransfer, Person, PersonChange
+from confide.privacy.models import ErasureTask, LegalHold
+from confide.privacy.registry import Subject, stores
+from confide.tracking.models import Visit
+
+CORRECTABLE = ("name", "email", "phone", "address", "city", "postcode", "country")
+
+
+async def resolve(s: AsyncSession, organisation_id: str, person_ids: list[str]) -> Subject:
+    """The subject's ids in every store, from the persons matched on file."""
+    subject = Subject(organisation_id, list(person_ids))
+    if not person_ids:
+        return subject
+    persons = list(await s.scalars(select(Person).where(Person.id.in_(person_ids))))
+    subject.visitor_ids = sorted({p.visitor_id for p in persons if p.visitor_id})
+    subject.conversation_ids = list(
+        await s.scalars(
+            select(Conversation.id).where(
+                or_(
+                    Conversation.person_id.in_(person_ids),
+                    Conversation.visitor_id.in_(subject.visitor_ids),
+                )
+            )
+        )
+    )
+    subject.lead_ids = list(await s.scalars(select(Lead.id).where(Lead.person_id.in_(person_ids))))
+    visits = (
+        await s.execute(
+            select(Visit.id, Visit.site_visitor_id).where(
+                or_(
+                    Visit.person_id.in_(person_ids),
+                    Visit.conversation_id.in_(subject.conversation_ids),
+                )
+            )
+        )
+    ).all()
+    subject.visit_ids = [v[0] for v in visits]
+    subject.site_visitor_ids = sorted({v[1] for v in visits if v[1]})
+    return subject
+
+
+async def export(s: AsyncSession, subject: Subject) -> dict[str, Any]:
+    """Every store's rows for the subject (the access package's data part)."""
+    return {store.name: await store.export(s, subject) for store in stores()}
+
+
+async def holds(s: AsyncSession, subject: Subject, now: datetime) -> dict[str, str]:
+    """Active legal holds on the subject: {hold kind: reason}."""
+    active = await s.scalars(
+        select(LegalHold).where(
+            LegalHold.released_at.is_(None),
+            or_(
+                LegalHold.target_kind == "organisation",
+                LegalHold.target_id.in_(subject.person_ids + subject.lead_ids),
+            ),
+            LegalHold.organisation_id == subject.organisation_id,
+        )
+    )
+    out: dict[str, str] = {}
+    for hold in active:
+        if hold.target_kind != "organisation" or hold.target_id == subject.organisation_id:
+            out.setdefault(hold.target_kind, f"legal hold ({hold.owner}): {hold.reason}")
+    return out
+
+
+async def erase(
+    s: AsyncSession, subject: Subject, request_id: str, vault: Vault, now: datetime
+) -> bool:
+    """Erase the subject store by store, recording one task each; True if anything was held."""
+    held = await holds(s, subject, now)
+    await _erasure_notices(s, subject, request_id, now)
+    partial = False
+    for store in stores():
+        reason = next((held[k] for k in store.held_by if k in held), None)
+        task = ErasureTask(
+            organisation_id=subject.organisation_id,
+            request_id=request_id,
+            store=store.name,
+            method=store.method,
+            state="skipped" if reason else "done",
+            reason=reason,
+            rows=0 if reason else await store.erase(s, subject),
+            finished_at=now,
+        )
+        partial |= reason is not None
+        s.add(task)
+    key_reason = held.get("person") or held.get("organisation") or held.get("lead")
+    shredded = 0
+    if not key_reason:
+        shredded = sum(vault.destroy_subject(v) for v in subject.visitor_ids)
+    s.add(
+        ErasureTask(
+            organisation_id=subject.organisation_id,
+            request_id=request_id,
+            store="keys",
+            method="crypto-shred",
+            state="skipped" if key_reason else "done",
+            reason=key_reason,
+            rows=shredded,
+            finished_at=now,
+        )
+    )
+    return partial or key_reason is not None
+
+
+async def _erasure_notices(
+    s: AsyncSession, subject: Subject, request_id: str, now: datetime
+) -> None:
+    """Recipients of the subject's data are told to erase it too (Art. 19, R29)."""
+    delivered = (
+        await s.execute(
+            select(OutboxJob.lead_id, OutboxJob.destination_id, OutboxJob.organisation_id)
+            .where(OutboxJob.lead_id.in_(subject.lead_ids), OutboxJob.state == "done")
+            .distinct()
+        )
+    ).all()
+    for lead_id, destination_id, org_id in delivered:
+        s.add(
+            OutboxJob(
+                organisation_id=org_id,
+                event="lead.erased",
+                lead_id=None,
+                subject_ref=lead_id,
+                destination_id=destination_id,
+                idempotency_key=f"{lead_id}.{destination_id}.lead.erased",
+                state="pending",
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        s.add(
+            ErasureTask(
+                organisation_id=org_id,
+                request_id=request_id,
+                store=f"recipient:{destination_id}",
+                method="notice",
+                state="done",
+                reason="erasure notice queued to the destination that received the lead",
+                rows=1,
+                finished_at=now,
+            )
+        )
+    transfers = await s.scalars(
+        select(OnwardTransfer).where(OnwardTransfer.lead_id.in_(subject.lead_ids))
+    )
+    for t in transfers:
+        s.add(
+            ErasureTask(
+                organisation_id=t.organisation_id,
+                request_id=request_id,
+                store=f"recipient_notification:{t.id}",
+                method="notice",
+                state="pending",
+                reason=f"notify {t.recipient_name} ({t.recipient_contact}) of the erasure",
+                rows=1,
+                finished_at=None,
+            )
+        )
+
+
+def parse_correction(details: str) -> tuple[str, str]:
+    """``field: new value`` (e.g. ``phone: 07400 123456``)."""
+    key, sep, value = details.partition(":")
+    key = key.strip().lower()
+    if not sep or key not in CORRECTABLE or not value.strip():
+        raise ValueError(f"Say what to correct as 'field: new value' ({', '.join(CORRECTABLE)}).")
+    return key, value.strip()
+
+
+async def correct(
+    s: AsyncSession, subject: Subject, details: str, vault: Vault, now: datetime
+) -> int:
+    """Apply the correction with history, and send corrected leads to recipients (R52)."""
+    key, raw = parse_correction(details)
+    persons = list(await s.scalars(select(Person).where(Person.id.in_(subject.person_ids))))
+    for p in persons:
+        region = "GB"
+        value = fields.contact({key: raw}, region)[key]
+        subject_key = p.visitor_id or p.id
+        setattr(p, key, vault.seal(subject_key, p.organisation_id, value))
+        if key in ("email", "phone"):
+            setattr(p, f"{key}_index", vault.blind_index(key, value))
+        p.updated_at = now
+        s.add(
+            PersonChange(
+                organisation_id=p.organisation_id,
+                site_id=p.site_id,
+                person_id=p.id,
+                conversation_id=None,
+                field_name=key,
+                value=vault.seal(subject_key, p.organisation_id, value),
+                source="request",
+                actor_id=None,
+                at=now,
+            )
+        )
+    return await _resend(s, subject, now)
+
+
+async def _resend(s: AsyncSession, subject: Subject, now: datetime) -> int:
+    leads = list(
+        await s.scalars(
+            select(Lead).where(Lead.id.in_(subject.lead_ids), Lead.delivery_state == "delivered")
+        )
+    )
+    n = 0
+    for lead in leads:
+        lead.revision += 1
+        lead.updated_at = now
+        dests = await s.scalars(
+            select(OutboxJob.destination_id)
+            .where(OutboxJob.lead_id == lead.id, OutboxJob.state == "done")
+            .distinct()
+        )
+        for destination_id in dests:
+            if await s.get(Destination, destination_id) is None:
+                continue
+            s.add(
+                OutboxJob(
+                    organisation_id=lead.organisation_id,
+                    event="lead.corrected",
+                    lead_id=lead.id,
+                    destination_id=destination_id,
+                    idempotency_key=f"{lead.id}.{destination_id}.lead.corrected.{lead.revision}",
+                    state="pending",
+                    attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            n += 1
+    return n
+
+
+async def set_flag(s: AsyncSession, subject: Subject, kind: str, now: datetime) -> None:
+    """Opt-out, objections and restriction: flags that delivery, marketing and scoring obey."""
+    column = {
+        "opt_out": "sale_share_opt_out",
+        "object_marketing": "marketing_objection",
+        "object_automated": "automated_objection",
+        "restriction": "restricted",
+    }[kind]
+    await s.execute(
+        update(Person)
+        .where(Person.id.in_(subject.person_ids))
+        .values({column: True, "updated_at": now})
+    )
+    if kind == "opt_out":
+        await s.execute(
+            update(Lead).where(Lead.id.in_(subject.lead_ids)).values(sale_share_opt_out=True)
+        )
+    if kind == "restriction":
+        await cancel_for_leads(s, subject.lead_ids, "processing restricted", now)
+        await s.execute(
+            update(Lead)
+            .where(
+                Lead.id.in_(subject.lead_ids),
+                Lead.delivery_state.in_(("queued", "awaiting_consent")),
+            )
+            .values(delivery_state="withdrawn", updated_at=now)
+        )
+
+
+async def withdraw_consent(s: AsyncSession, subject: Subject, now: datetime) -> int:
+    """A withdrawal for every conversation with granted consent; undelivered leads stop."""
+    n = 0
+    for conv_id in subject.conversation_ids:
+        state = await consent_rules_state(s, conv_id)
+        if state is None:
+            continue
+        text, version, org, site, visitor = state
+        s.add(
+            ConsentRecord(
+                id=new_id(),
+                organisation_id=org,
+                site_id=site,
+                conversation_id=conv_id,
+                request_id=None,
+                visitor_id=visitor,
+                person_id=subject.person_ids[0] if subject.person_ids else None,
+                purpose=consent_rules.PURPOSE,
+                channel="request",
+                text=text,
+                text_sha256=consent_rules.sha256(text),
+                answer="withdrawn",
+                policy_version=version,
+                language="en",
+                message_seq=None,
+                ip_truncated=None,
+                user_agent=None,
+                answered_at=now,
+            )
+        )
+        n += 1
+    undelivered = list(
+        await s.scalars(
+            select(Lead.id).where(Lead.id.in_(subject.lead_ids), Lead.delivery_state != "delivered")
+        )
+    )
+    await cancel_for_leads(s, undelivered, "consent withdrawn", now)
+    if undelivered:
+        await s.execute(
+            update(Lead).where(Lead.id.in_(undelivered)).values(delivery_state="withdrawn")
+        )
+    return n
+
+
+async def consent_rules_state(
+    s: AsyncSession, conversation_id: str
+) -> tuple[str, str, str, str, str | None] | None:
+    """The latest granted (and not since withdrawn) consent of a conversation, if any."""
+    latest = await s.scalar(
+        select(ConsentRecord)
+        .where(ConsentRecord.conversation_id == conversation_id)
+        .order_by(ConsentRecord.answered_at.desc(), ConsentRecord.id.desc())
+        .limit(1)
+    )
+    if latest is None or latest.answer != "granted":
+        return None
+    return (
+        latest.text,
+        latest.policy_version,
+        latest.organisation_id,
+        latest.site_id,
+        latest.visitor_id,
+    )

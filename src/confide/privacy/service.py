@@ -1,0 +1,623 @@
+"""Privacy requests from data subjects: intake, verification, review, fulfilment (policy 7).
+
+As processor we assist the controller: the client organisation's users approve or deny their
+organisation's requests (or auto-approval is set), our admins see all. Every state change is a
+:class:`RequestEvent`; personal data on the request is sealed under the request's own key and
+cleared when the request ends, leaving blind indexes only (R54).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from confide.accounts.models import Organisation, Role, User
+from confide.accounts.principal import Principal
+from confide.chat.views import iso
+from confide.clock import utcnow
+from confide.errors import Forbidden, InvalidInput, InvalidState, NotFound
+from confide.ids import new_id
+from confide.leads import fields
+from confide.leads.models import Person
+from confide.privacy import deadlines, fulfil
+from confide.privacy.lifecycle import KINDS, TERMINAL, UNVERIFIED_KINDS, State, move
+from confide.privacy.models import ErasureTask, PrivacyRequest, RequestEvent, VerificationCode
+from confide.privacy.notify import COMPLAINT_ROUTE, Mailer, acknowledgement
+from confide.settings import Settings
+from confide.storage.engine import Database
+from confide.storage.scope import Scope
+
+CODE_TTL = timedelta(minutes=10)
+MAX_ATTEMPTS = 5
+EXPORT_TTL = timedelta(days=7)
+#: The same words whether or not we hold data about the requester (no probing, policy 7.1).
+RECEIVED = (
+    "Thank you. If we hold information linked to the details you gave, we have sent a one-time "
+    "code to the email address or phone number we have on file. Enter it below to continue."
+)
+
+
+@dataclass(frozen=True)
+class Intake:
+    kind: str
+    email: str | None = None
+    phone: str | None = None
+    regime: str = "gdpr"
+    details: str | None = None
+    agent_designation: str | None = None
+    power_of_attorney: bool = False
+    channel: str = "form"
+
+
+SmsSender = Callable[[str, str], None]
+
+
+class PrivacyService:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        mailer: Mailer | None = None,
+        sms: SmsSender | None = None,
+        on_enqueued: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.mailer = mailer or Mailer(settings)
+        #: Texting is outside our control (an SMS provider); tests pass a fake.
+        self.sms: SmsSender = sms or (lambda _to, _text: None)
+        self.on_enqueued = on_enqueued
+
+    # --- intake -------------------------------------------------------------------------------
+
+    async def submit(self, organisation_id: str, intake: Intake) -> PrivacyRequest:
+        """Record a request, acknowledge it at once and send a code if we hold the identity."""
+        kind, regime = intake.kind, intake.regime
+        if kind not in KINDS:
+            raise InvalidInput(f"Choose a request type: {', '.join(KINDS)}.")
+        if regime not in deadlines.REGIMES:
+            raise InvalidInput("Regime is gdpr or ccpa.")
+        email = fields.email(intake.email) if intake.email else None
+        phone = fields.phone(intake.phone, "GB") if intake.phone else None
+        if not email and not phone:
+            raise InvalidInput("Give the email address or phone number you used with us.")
+        if kind == "correction":
+            fulfil.parse_correction(intake.details or "")  # a clear error now, not after review
+        vault = self.db.vault
+        now = utcnow()
+        async with self.db.session(Scope.system()) as s:
+            org = await s.get(Organisation, organisation_id)
+            if org is None:
+                raise NotFound("No such organisation.")
+            matched = await self._matches(s, organisation_id, email, phone)
+            req = PrivacyRequest(
+                id=new_id(),
+                organisation_id=organisation_id,
+                kind=kind,
+                regime=regime,
+                state=State.RECEIVED.value,
+                channel=intake.channel,
+                email_index=vault.blind_index("email", email),
+                phone_index=vault.blind_index("phone", phone),
+                power_of_attorney=intake.power_of_attorney,
+                person_ids=matched,
+                received_at=now,
+                acknowledged_at=now,
+                due_at=deadlines.due(now, regime, kind),
+            )
+            seal = vault.seal
+            req.contact = seal(req.id, organisation_id, email or phone)
+            req.details = seal(req.id, organisation_id, intake.details)
+            req.agent_designation = seal(req.id, organisation_id, intake.agent_designation)
+            s.add(req)
+            await s.flush()
+            self._event(s, req, None, State.RECEIVED, None, f"via {intake.channel}")
+            code = await self._next_step(s, req, intake, email, phone, now)
+            org_name = org.name
+        if email:
+            subject, body = acknowledgement(org_name, kind, req.due_at.date().isoformat(), code)
+            await self.mailer.send(email, subject, body)
+        if kind in UNVERIFIED_KINDS:
+            await self._fulfil(req.id, None)
+        return req
+
+    async def _matches(
+        self, s: AsyncSession, org_id: str, email: str | None, phone: str | None
+    ) -> list[str]:
+        vault = self.db.vault
+        conditions = []
+        if email:
+            conditions.append(Person.email_index == vault.blind_index("email", email))
+        if phone:
+            conditions.append(Person.phone_index == vault.blind_index("phone", phone))
+        rows = await s.scalars(
+            select(Person.id).where(Person.organisation_id == org_id, or_(*conditions))
+        )
+        return sorted(set(rows))
+
+    async def _next_step(
+        self,
+        s: AsyncSession,
+        req: PrivacyRequest,
+        intake: Intake,
+        email: str | None,
+        phone: str | None,
+        now: datetime,
+    ) -> str | None:
+        """Opt-outs run at once; an agent without a designation must send one; others verify.
+
+        Returns the code for the acknowledgement email (None when it goes by text or not at all).
+        """
+        if req.kind in UNVERIFIED_KINDS:
+            self._to(s, req, State.IN_PROCESSING, None, "no verification needed: applied at once")
+            return None
+        if intake.channel == "agent" and not (intake.agent_designation or "").strip():
+            self._to(s, req, State.REQUIRES_INPUT, None, "agent request without a designation")
+            return None
+        self._to(s, req, State.IDENTITY_UNVERIFIED, None, "code sent if the identity is on file")
+        if not req.person_ids:
+            return None
+        # Never verify with the field being corrected: a new email is proved by the phone.
+        correcting = (
+            fulfil.parse_correction(intake.details or "")[0] if req.kind == "correction" else None
+        )
+        use_phone = phone is not None and (email is None or correcting == "email")
+        code = f"{secrets.randbelow(1_000_000):06d}"
+        s.add(
+            VerificationCode(
+                organisation_id=req.organisation_id,
+                request_id=req.id,
+                code_hash=self._hash(req.id, code),
+                channel="phone" if use_phone else "email",
+                expires_at=now + CODE_TTL,
+                attempts=0,
+            )
+        )
+        if use_phone and phone:
+            self.sms(phone, f"Your privacy request code: {code}")
+            return None
+        return code if correcting != "email" else None
+
+    def _hash(self, request_id: str, code: str) -> str:
+        return hmac.new(request_id.encode(), code.encode(), hashlib.sha256).hexdigest()
+
+    # --- verification ---------------------------------------------------------------------------
+
+    async def verify(self, request_id: str, code: str) -> PrivacyRequest:
+        """Check the one-time code (limited attempts, short expiry). The same error whether the
+        code is wrong, expired or was never sent, so nothing tells whether we hold data."""
+        now = utcnow()
+        wrong = InvalidInput("That code is not right or has expired. Ask for a new one.")
+        async with self.db.session(Scope.system()) as s:
+            req = await s.get(PrivacyRequest, request_id)
+            if req is None:
+                raise NotFound("No such request.")
+            if req.state != State.IDENTITY_UNVERIFIED.value:
+                raise InvalidState("This request is not waiting for a code.")
+            row = await s.scalar(
+                select(VerificationCode)
+                .where(
+                    VerificationCode.request_id == request_id, VerificationCode.used_at.is_(None)
+                )
+                .order_by(VerificationCode.id.desc())
+                .limit(1)
+            )
+            if row is None or row.expires_at < now or row.attempts >= MAX_ATTEMPTS:
+                raise wrong
+            row.attempts += 1
+            if not hmac.compare_digest(row.code_hash, self._hash(request_id, code.strip())):
+                await s.commit()
+                raise wrong
+            row.used_at = now
+            req.identity_verified_at = now
+            target = State.PENDING
+            self._to(s, req, target, None, f"identity verified by {row.channel} code")
+            org = await s.get(Organisation, req.organisation_id)
+            auto = org is not None and org.privacy_auto_approve
+            if auto:
+                self._to(s, req, State.APPROVED, None, "approved automatically (setting)")
+        if auto:
+            await self._fulfil(request_id, None)
+        return await self._load(request_id)
+
+    async def resend_code(self, request_id: str) -> None:
+        """A fresh code to the same on-file address (the old one stops working)."""
+        async with self.db.session(Scope.system()) as s:
+            req = await s.get(PrivacyRequest, request_id)
+            if req is None:
+                raise NotFound("No such request.")
+            if req.state != State.IDENTITY_UNVERIFIED.value or not req.person_ids:
+                return  # the same silence as for an identity we do not hold
+            await s.execute(
+                VerificationCode.__table__.update()  # type: ignore[attr-defined]
+                .where(VerificationCode.request_id == request_id)
+                .values(used_at=utcnow())
+            )
+            contact = req.contact
+            intake = Intake(req.kind, details=req.details)
+            email = contact if contact and "@" in contact else None
+            phone = None if email else contact
+            code = await self._next_step_code(s, req, intake, email, phone)
+        if code and email:
+            await self.mailer.send(email, "Your privacy request code", f"Your code: {code}")
+
+    async def _next_step_code(
+        self,
+        s: AsyncSession,
+        req: PrivacyRequest,
+        intake: Intake,
+        email: str | None,
+        phone: str | None,
+    ) -> str | None:
+        code = f"{secrets.randbelow(1_000_000):06d}"
+        use_phone = email is None and phone is not None
+        s.add(
+            VerificationCode(
+                organisation_id=req.organisation_id,
+                request_id=req.id,
+                code_hash=self._hash(req.id, code),
+                channel="phone" if use_phone else "email",
+                expires_at=utcnow() + CODE_TTL,
+                attempts=0,
+            )
+        )
+        if use_phone and phone:
+            self.sms(phone, f"Your privacy request code: {code}")
+            return None
+        return code
+
+    async def provide_designation(self, request_id: str, designation: str) -> PrivacyRequest:
+        """An agent request that was missing its written designation gets it."""
+        text = designation.strip()
+        if len(text) < 10:
+            raise InvalidInput("Give the agent's name and full contact details, and the mandate.")
+        async with self.db.session(Scope.system()) as s:
+            req = await s.get(PrivacyRequest, request_id)
+            if req is None:
+                raise NotFound("No such request.")
+            if req.state != State.REQUIRES_INPUT.value:
+                raise InvalidState("This request is not waiting for a designation.")
+            req.agent_designation = self.db.vault.seal(req.id, req.organisation_id, text)
+            self._to(s, req, State.IDENTITY_UNVERIFIED, None, "designation received")
+            if req.person_ids:
+                contact = req.contact
+                email = contact if contact and "@" in contact else None
+                code = await self._next_step_code(
+                    s, req, Intake(req.kind), email, None if email else contact
+                )
+            else:
+                code, email = None, None
+        if code and email:
+            await self.mailer.send(email, "Your privacy request code", f"Your code: {code}")
+        return await self._load(request_id)
+
+    # --- review (the controller's decision) -----------------------------------------------------
+
+    async def approve(self, principal: Principal, request_id: str) -> PrivacyRequest:
+        async with self.db.session(principal.scope) as s:
+            req = await self._reviewable(s, principal, request_id)
+            self._to(s, req, State.APPROVED, principal.user_id, "approved")
+            req.reviewed_by, req.reviewed_at = principal.user_id, utcnow()
+        await self._fulfil(request_id, principal.user_id)
+        return await self._load(request_id)
+
+    async def deny(self, principal: Principal, request_id: str, reason: str) -> PrivacyRequest:
+        reason = (reason or "").strip()
+        if len(reason) < 5:
+            raise InvalidInput("A denial needs a reason the person can read.")
+        async with self.db.session(principal.scope) as s:
+            req = await self._reviewable(s, principal, request_id)
+            self._to(s, req, State.DENIED, principal.user_id, "denied")
+            req.decision_reason = reason[:2000]
+            req.reviewed_by, req.reviewed_at = principal.user_id, utcnow()
+            contact = req.contact
+            self._clear(req)
+        if contact and "@" in contact:
+            await self.mailer.send(
+                contact,
+                "Your privacy request was refused",
+                f"We cannot fulfil your request.\n\nReason: {reason}\n\n{COMPLAINT_ROUTE}",
+            )
+        return await self._load(request_id)
+
+    async def extend(self, principal: Principal, request_id: str, reason: str) -> PrivacyRequest:
+        reason = (reason or "").strip()
+        if len(reason) < 5:
+            raise InvalidInput("An extension needs a reason the person can read.")
+        now = utcnow()
+        async with self.db.session(principal.scope) as s:
+            req = await self._owned(s, principal, request_id)
+            if State(req.state) in TERMINAL:
+                raise InvalidState("This request is closed.")
+            if req.extended_due_at is not None:
+                raise InvalidState("This request was already extended once.")
+            if not deadlines.may_extend(req.received_at, req.regime, now):
+                raise InvalidState("An extension must be notified within the first period.")
+            req.extended_due_at = deadlines.extended(req.received_at, req.regime)
+            req.extension_reason = reason[:2000]
+            self._event(s, req, req.state, State(req.state), principal.user_id, "deadline extended")
+            contact, due = req.contact, req.extended_due_at
+        if contact and "@" in contact:
+            await self.mailer.send(
+                contact,
+                "Your privacy request: more time needed",
+                f"We need more time to answer your request: {reason}\n\n"
+                f"You will have our answer by {due.date().isoformat()}.",
+            )
+        return await self._load(request_id)
+
+    async def _owned(
+        self, s: AsyncSession, principal: Principal, request_id: str
+    ) -> PrivacyRequest:
+        req = await s.scalar(select(PrivacyRequest).where(PrivacyRequest.id == request_id))
+        if req is None:
+            raise NotFound("No such request.")
+        return req
+
+    async def _reviewable(
+        self, s: AsyncSession, principal: Principal, request_id: str
+    ) -> PrivacyRequest:
+        req = await self._owned(s, principal, request_id)
+        if principal.role is Role.OPERATOR:
+            raise Forbidden("Requests are decided by the client (the controller) or our admins.")
+        return req
+
+    # --- fulfilment -----------------------------------------------------------------------------
+
+    async def _fulfil(self, request_id: str, actor: str | None) -> None:
+        now = utcnow()
+        async with self.db.session(Scope.system()) as s:
+            req = await s.get(PrivacyRequest, request_id)
+            assert req is not None
+            if req.state != State.IN_PROCESSING.value:
+                self._to(s, req, State.IN_PROCESSING, actor, "processing")
+            subject = await fulfil.resolve(s, req.organisation_id, list(req.person_ids or []))
+            note, token = await self._carry_out(s, req, subject, now)
+            self._to(s, req, State.COMPLETE, actor, note)
+            req.completed_at = now
+            contact = req.contact
+            self._clear(req)
+        self.on_enqueued()
+        if contact and "@" in contact:
+            await self.mailer.send(
+                contact, "Your privacy request is complete", self._result(req, token)
+            )
+
+    async def _carry_out(
+        self, s: AsyncSession, req: PrivacyRequest, subject: Any, now: datetime
+    ) -> tuple[str, str | None]:
+        vault, kind = self.db.vault, req.kind
+        if subject.empty:
+            return "no data held for this identity", None
+        if kind == "access":
+            token = secrets.token_urlsafe(24)
+            req.export_token_hash = hashlib.sha256(token.encode()).hexdigest()
+            req.export_expires_at = now + EXPORT_TTL
+            return "export ready for download", token
+        if kind == "deletion":
+            req.partial = await fulfil.erase(s, subject, req.id, vault, now)
+            return ("partly erased (legal hold)" if req.partial else "erased"), None
+        if kind == "correction":
+            sent = await fulfil.correct(s, subject, req.details or "", vault, now)
+            return f"corrected; {sent} corrected lead(s) sent to recipients", None
+        if kind == "withdraw_consent":
+            n = await fulfil.withdraw_consent(s, subject, now)
+            return f"consent withdrawn in {n} conversation(s)", None
+        await fulfil.set_flag(s, subject, kind, now)
+        return f"{kind.replace('_', ' ')} recorded", None
+
+    def _result(self, req: PrivacyRequest, token: str | None) -> str:
+        if token:
+            base = self.settings.public_url.rstrip("/")
+            link = f"{base}/privacy/requests/{req.id}/export?token={token}"
+            return (
+                "Your copy of the information we hold is ready. Download it (JSON, or add "
+                f"&format=html for a readable page) within 7 days:\n\n{link}\n"
+            )
+        note = "Your request has been carried out."
+        if req.partial:
+            note += (
+                " Part of the information is kept because of a legal obligation (a legal hold); "
+                "it will be erased when the hold ends. " + COMPLAINT_ROUTE
+            )
+        return note
+
+    async def export_package(self, request_id: str, token: str) -> dict[str, Any]:
+        """The access package (JSON with a manifest) for the holder of the emailed token."""
+        now = utcnow()
+        async with self.db.session(Scope.system(), read_only=True) as s:
+            req = await s.get(PrivacyRequest, request_id)
+            valid = (
+                req is not None
+                and req.export_token_hash is not None
+                and req.export_expires_at is not None
+                and req.export_expires_at > now
+                and hmac.compare_digest(
+                    req.export_token_hash, hashlib.sha256(token.encode()).hexdigest()
+                )
+            )
+            if not valid or req is None:
+                raise NotFound("This download link is not valid or has expired.")
+            subject = await fulfil.resolve(s, req.organisation_id, list(req.person_ids or []))
+            data = await fulfil.export(s, subject)
+            org = await s.get(Organisation, req.organisation_id)
+        manifest = {
+            "request": req.id,
+            "organisation": org.name if org else None,
+            "generated_at": iso(now),
+            "format": "confide-access-package/1",
+            "stores": {name: len(rows) for name, rows in data.items()},
+            "disclosures": "see stores.outbox (deliveries) and leads[].onward_transfers",
+        }
+        return {"manifest": manifest, "data": data}
+
+    # --- reading --------------------------------------------------------------------------------
+
+    async def queue(self, principal: Principal, state: str | None = None) -> list[dict[str, Any]]:
+        now = utcnow()
+        async with self.db.session(principal.scope, read_only=True) as s:
+            q = select(PrivacyRequest).order_by(PrivacyRequest.due_at)
+            if state:
+                q = q.where(PrivacyRequest.state == state)
+            rows = list(await s.scalars(q.limit(500)))
+        return [request_dict(r, now) for r in rows]
+
+    async def detail(self, principal: Principal, request_id: str) -> dict[str, Any]:
+        now = utcnow()
+        async with self.db.session(principal.scope, read_only=True) as s:
+            req = await self._owned(s, principal, request_id)
+            events = list(
+                await s.scalars(
+                    select(RequestEvent)
+                    .where(RequestEvent.request_id == request_id)
+                    .order_by(RequestEvent.id)
+                )
+            )
+            tasks = list(
+                await s.scalars(
+                    select(ErasureTask)
+                    .where(ErasureTask.request_id == request_id)
+                    .order_by(ErasureTask.id)
+                )
+            )
+        out = request_dict(req, now)
+        out["details"] = req.details
+        out["agent_designation"] = req.agent_designation
+        out["events"] = [
+            {
+                "at": iso(e.at),
+                "from": e.from_state,
+                "to": e.to_state,
+                "actor": e.actor_id,
+                "note": e.note,
+            }
+            for e in events
+        ]
+        out["tasks"] = [
+            {
+                "store": t.store,
+                "state": t.state,
+                "method": t.method,
+                "rows": t.rows,
+                "reason": t.reason,
+            }
+            for t in tasks
+        ]
+        return out
+
+    async def _load(self, request_id: str) -> PrivacyRequest:
+        async with self.db.session(Scope.system(), read_only=True) as s:
+            req = await s.get(PrivacyRequest, request_id)
+            assert req is not None
+            s.expunge(req)
+            return req
+
+    async def remind(self, now: datetime | None = None) -> int:
+        """Emails to the client's users at 50 % and 80 % of a request's time (R46)."""
+        now = now or utcnow()
+        sent: list[tuple[str, str, str]] = []
+        async with self.db.session(Scope.system()) as s:
+            open_states = [st.value for st in State if st not in TERMINAL]
+            rows = list(
+                await s.scalars(select(PrivacyRequest).where(PrivacyRequest.state.in_(open_states)))
+            )
+            for req in rows:
+                due = req.extended_due_at or req.due_at
+                share = deadlines.elapsed_share(req.received_at, due, now)
+                mark = None
+                if share >= 0.8 and req.reminded_80_at is None:
+                    req.reminded_80_at, mark = now, "80 %"
+                    req.reminded_50_at = req.reminded_50_at or now
+                elif share >= 0.5 and req.reminded_50_at is None:
+                    req.reminded_50_at, mark = now, "50 %"
+                if mark is None:
+                    continue
+                users = await s.scalars(
+                    select(User.email).where(
+                        User.organisation_id == req.organisation_id, User.role == Role.CLIENT.value
+                    )
+                )
+                for email in users:
+                    sent.append(
+                        (email, req.id, f"{mark} of the time used; due {due.date().isoformat()}")
+                    )
+        for email, rid, text in sent:
+            await self.mailer.send(
+                email, "A privacy request needs your decision", f"Request {rid}: {text}."
+            )
+        return len(sent)
+
+    # --- helpers ----------------------------------------------------------------------------------
+
+    def _to(
+        self, s: AsyncSession, req: PrivacyRequest, target: State, actor: str | None, note: str
+    ) -> None:
+        verified = req.identity_verified_at is not None or bool(req.power_of_attorney)
+        new = move(req.state, target, verified=verified, kind=req.kind)
+        self._event(s, req, req.state, new, actor, note)
+        req.state = new.value
+
+    def _event(
+        self,
+        s: AsyncSession,
+        req: PrivacyRequest,
+        old: str | None,
+        new: State,
+        actor: str | None,
+        note: str,
+    ) -> None:
+        s.add(
+            RequestEvent(
+                organisation_id=req.organisation_id,
+                request_id=req.id,
+                at=utcnow(),
+                from_state=old,
+                to_state=new.value,
+                actor_id=actor,
+                note=note[:500],
+            )
+        )
+
+    @staticmethod
+    def _clear(req: PrivacyRequest) -> None:
+        """The request is kept (24 months) without personal data beyond the blind indexes."""
+        req.contact = None
+        req.details = None
+        req.agent_designation = None
+
+
+def request_dict(req: PrivacyRequest, now: datetime) -> dict[str, Any]:
+    due = req.extended_due_at or req.due_at
+    open_ = State(req.state) not in TERMINAL
+    return {
+        "id": req.id,
+        "organisation_id": req.organisation_id,
+        "kind": req.kind,
+        "regime": req.regime,
+        "state": req.state,
+        "channel": req.channel,
+        "matched": bool(req.person_ids),
+        "received_at": iso(req.received_at),
+        "acknowledged_at": iso(req.acknowledged_at) if req.acknowledged_at else None,
+        "identity_verified_at": iso(req.identity_verified_at) if req.identity_verified_at else None,
+        "due_at": iso(due),
+        "extended": req.extended_due_at is not None,
+        "extension_reason": req.extension_reason,
+        "overdue": open_ and due < now,
+        "due_soon": open_
+        and due >= now
+        and deadlines.elapsed_share(req.received_at, due, now) >= 0.8,
+        "decision_reason": req.decision_reason,
+        "completed_at": iso(req.completed_at) if req.completed_at else None,
+        "partial": req.partial,
+        "power_of_attorney": req.power_of_attorney,
+    }
