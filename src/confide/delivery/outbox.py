@@ -17,6 +17,8 @@ from confide.leads.models import Lead
 
 #: Jobs in these states may still run; withdrawal or erasure cancels them.
 LIVE_STATES = ("pending", "running")
+#: Jobs that stopped without delivering: queued again when the lead is released again.
+ENDED_STATES = ("canceled", "dead")
 
 
 async def destinations_for(
@@ -35,27 +37,39 @@ async def destinations_for(
 
 
 async def enqueue_lead(s: AsyncSession, lead: Lead, event: str, now: datetime) -> int:
-    """One job per destination of the lead's site; returns how many were queued.
+    """One job per destination of the lead's site; returns how many are queued.
 
     The idempotency key names the lead, the destination, the event and the lead's revision: a
     retry of the same job reuses it (receivers de-duplicate), a correction gets a new one.
+
+    A lead released again (consent withdrawn and then given again, a failed lead sent again) has
+    its jobs already: a canceled or dead one is queued again under its key (if an earlier try did
+    land, the receiver drops the repeat), a done one is not sent twice.
     """
     count = 0
     for dest in await destinations_for(s, lead.organisation_id, lead.site_id):
-        s.add(
-            OutboxJob(
-                organisation_id=lead.organisation_id,
-                event=event,
-                lead_id=lead.id,
-                destination_id=dest.id,
-                idempotency_key=f"{lead.id}.{dest.id}.{event}.{lead.revision}",
-                state="pending",
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
-                updated_at=now,
+        key = f"{lead.id}.{dest.id}.{event}.{lead.revision}"
+        job = await s.scalar(select(OutboxJob).where(OutboxJob.idempotency_key == key))
+        if job is None:
+            s.add(
+                OutboxJob(
+                    organisation_id=lead.organisation_id,
+                    event=event,
+                    lead_id=lead.id,
+                    destination_id=dest.id,
+                    idempotency_key=key,
+                    state="pending",
+                    attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
+                    updated_at=now,
+                )
             )
-        )
+        elif job.state in ENDED_STATES:
+            job.state, job.attempts, job.next_attempt_at = "pending", 0, now
+            job.lease_until, job.last_error, job.updated_at = None, None, now
+        elif job.state not in LIVE_STATES:
+            continue  # done: delivered already
         count += 1
     return count
 

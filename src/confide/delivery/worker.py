@@ -37,6 +37,10 @@ from confide.storage.scope import Scope
 
 log = logging.getLogger("confide.delivery")
 
+#: ``FOR NO KEY UPDATE`` on PostgreSQL (ignored by SQLite, whose writers are serialised): the lock
+#: an UPDATE of non-key columns takes anyway, which does not block inserts referencing the row.
+_ROW_LOCK = {"key_share": True}
+
 
 class Undeliverable(Exception):
     """The job can never succeed as it stands (no consent, lead gone): it is canceled."""
@@ -228,7 +232,9 @@ class DeliveryWorker:
         now = self.clock()
         outcome = {"done": "delivered", "pending": "retry"}.get(state, state)
         async with self.db.session(Scope.system()) as s:
-            row = await s.get(OutboxJob, job.id)
+            # Locked so a withdrawal (or a retry from the console) cannot change the job between
+            # this check and our write; the lead is locked after it, in the same order as theirs.
+            row = await s.get(OutboxJob, job.id, with_for_update=_ROW_LOCK)
             if row is None or row.state != "running" or row.attempts != job.attempts:
                 return  # canceled (withdrawal, erasure) or taken over after a lease expiry
             row.state = state
@@ -254,8 +260,15 @@ class DeliveryWorker:
 
 
 async def _update_lead_state(s: AsyncSession, lead_id: str, now: datetime) -> None:
-    """delivered once every job is done; failed while any is dead; else queued."""
+    """delivered once every job is done; failed while any is dead; else queued.
+
+    The lead row is locked before its jobs are counted. Without the lock, the two jobs of one
+    lead (two destinations) finishing at once, in one worker or two, each see the other still
+    ``running`` (READ COMMITTED on PostgreSQL), and the lead stays ``queued`` for ever. With it,
+    the second waits for the first to commit, and its count (a new statement) sees both done.
+    """
     await s.flush()
+    lead = await s.get(Lead, lead_id, with_for_update=_ROW_LOCK)
     counts = dict(
         (
             await s.execute(
@@ -265,7 +278,6 @@ async def _update_lead_state(s: AsyncSession, lead_id: str, now: datetime) -> No
             )
         ).all()
     )
-    lead = await s.get(Lead, lead_id)
     if lead is None or lead.delivery_state == "withdrawn":
         return
     if counts.get("dead"):
