@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 
 from confide.accounts.principal import Principal
+from confide.audit.log import Actor as AuditActor
+from confide.audit.log import AuditLog
 from confide.chat import queries, recipients
 from confide.chat.lifecycle import OPEN_STATES, State, transition
 from confide.chat.models import Conversation, Message, Visitor
@@ -429,6 +431,15 @@ class ChatService:
                 if len(page) < queries.HISTORY_PAGE:
                     break
                 after = page[-1].seq
+        await AuditLog(self.db).record(
+            AuditActor.of(agent),
+            "transcript.view",
+            organisation_id=view.organisation_id,
+            subject_kind="conversation",
+            subject_ref=view.id,
+            fields=["messages", "visitor_name", "visitor_contact"],
+            purpose="conversation transcript",
+        )
         return view, messages
 
     async def search(

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
+from confide.cli.audit import audit_app
 from confide.cli.delivery import destination_app, worker
 from confide.cli.keys import keys_app
 from confide.cli.runtime import fail, run_service
@@ -27,6 +28,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(stats_app, name="stats")
 app.add_typer(destination_app, name="destination")
 app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
 app.command("worker")(worker)
 
 DbOpt = Annotated[

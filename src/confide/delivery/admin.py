@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 
 from confide.accounts.models import Role
 from confide.accounts.principal import Principal
+from confide.audit import log as audit
 from confide.chat.views import iso
 from confide.clock import utcnow
 from confide.delivery.models import Destination, OutboxJob
@@ -85,6 +86,7 @@ class DeliveryAdmin:
         region: str,
         name: str | None = None,
         site_id: str | None = None,
+        actor: audit.Actor | None = None,
     ) -> NewDestination:
         if kind not in KINDS:
             raise InvalidInput("A destination is an email address or a webhook.")
@@ -114,6 +116,16 @@ class DeliveryAdmin:
                 raise NotFound("No such organisation.")
             s.add(dest)
             await s.flush()
+            await audit.append(
+                s,
+                actor or audit.SYSTEM,
+                "config.destination.add",
+                organisation_id=organisation_id,
+                subject_kind="destination",
+                subject_ref=dest.id,
+                fields=["kind", "target", "region"],
+                purpose=f"{kind} destination in region {region}",
+            )
             return NewDestination(destination_dict(dest), dest.secret)
 
     async def list_destinations(self, scope: Scope) -> list[dict[str, Any]]:
@@ -127,6 +139,14 @@ class DeliveryAdmin:
             if dest is None:
                 raise NotFound("No such destination.")
             dest.enabled = enabled
+            await audit.append(
+                s,
+                audit.SYSTEM,
+                "config.destination." + ("enable" if enabled else "disable"),
+                organisation_id=dest.organisation_id,
+                subject_kind="destination",
+                subject_ref=dest.id,
+            )
             await s.flush()
             return destination_dict(dest)
 

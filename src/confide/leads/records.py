@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from confide.accounts.models import Role, User
 from confide.accounts.principal import Principal
+from confide.audit.log import Actor, AuditLog
 from confide.chat.models import Conversation, Message
 from confide.chat.service import ChatService
 from confide.chat.views import iso
@@ -91,11 +92,37 @@ def consent_dict(state: ConsentState) -> dict[str, Any]:
     return frame
 
 
+#: The personal fields a lead or panel shows (recorded, by name, in the audit log).
+SHOWN = [*CONTACT_FIELDS, "transcript", "vehicle", "comments"]
+
+
 class LeadRecords:
     def __init__(self, db: Database, chat: ChatService, leads: LeadService) -> None:
         self.db = db
         self.chat = chat
         self.leads = leads
+        self.audit = AuditLog(db)
+
+    async def _audit(
+        self,
+        principal: Principal,
+        action: str,
+        organisation_id: str | None,
+        kind: str,
+        ref: str | None,
+        purpose: str,
+        fields: list[str] | None = None,
+    ) -> None:
+        """Every read of personal data is recorded: who, whose, which fields, why (R39)."""
+        await self.audit.record(
+            Actor.of(principal),
+            action,
+            organisation_id=organisation_id,
+            subject_kind=kind,
+            subject_ref=ref,
+            fields=fields if fields is not None else SHOWN,
+            purpose=purpose,
+        )
 
     # --- the console's lead panel -------------------------------------------------------------
 
@@ -119,6 +146,14 @@ class LeadRecords:
             )
             earlier = await _earlier(s, conv)
             state = await consent_state_of(s, ref.id)
+        await self._audit(
+            principal,
+            "personal_data.view",
+            ref.organisation_id,
+            "conversation",
+            ref.id,
+            "lead capture in the chat (console lead panel)",
+        )
         return {
             "conversation_id": ref.id,
             "person": person_dict(person),
@@ -160,6 +195,16 @@ class LeadRecords:
         async with self.db.session(principal.scope, read_only=True) as s:
             rows = (await s.execute(q)).all()
         out = [lead_dict(lead, name, person) for lead, name, person in rows[:PAGE]]
+        if out:
+            await self._audit(
+                principal,
+                "lead.list",
+                principal.organisation_id,
+                "leads",
+                f"{len(out)} leads",
+                "leads list",
+                [*CONTACT_FIELDS, "vehicle"],
+            )
         return out, len(rows) > PAGE
 
     async def detail(self, principal: Principal, lead_id: str) -> dict[str, Any]:
@@ -186,6 +231,9 @@ class LeadRecords:
                 if conv is not None and conv.rating
                 else None
             )
+        await self._audit(
+            principal, "lead.view", lead.organisation_id, "lead", lead.id, "lead detail"
+        )
         return out
 
     async def set_status(self, principal: Principal, lead_id: str, status: str) -> dict[str, Any]:
@@ -283,6 +331,15 @@ class LeadRecords:
             if not more:
                 break
             page += 1
+        await self._audit(
+            principal,
+            "lead.export",
+            principal.organisation_id,
+            "leads",
+            f"csv status={status}",
+            "CSV export of leads",
+            [*CONTACT_FIELDS, "vehicle"],
+        )
         return buf.getvalue()
 
 

@@ -6,12 +6,14 @@ registry, so a new store of personal data is exported and erased without touchin
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from confide.audit import log as audit
 from confide.chat.models import Conversation
 from confide.crypto.vault import Vault
 from confide.delivery.models import Destination, OutboxJob
@@ -108,7 +110,18 @@ async def erase(
     key_reason = held.get("person") or held.get("organisation") or held.get("lead")
     shredded = 0
     if not key_reason:
-        shredded = sum(vault.destroy_subject(v) for v in subject.visitor_ids)
+        for visitor_id in subject.visitor_ids:
+            if vault.destroy_subject(visitor_id):
+                shredded += 1
+                await audit.append(
+                    s,
+                    audit.SYSTEM,
+                    "key.destroyed",
+                    organisation_id=subject.organisation_id,
+                    subject_kind="subject_key",
+                    subject_ref=hashlib.sha256(visitor_id.encode()).hexdigest()[:32],
+                    purpose=f"erasure request {request_id} (crypto-shredding)",
+                )
     s.add(
         ErasureTask(
             organisation_id=subject.organisation_id,

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from confide.accounts.models import Organisation, Role, User
 from confide.accounts.principal import Principal
+from confide.audit import log as audit
 from confide.chat.views import iso
 from confide.clock import utcnow
 from confide.errors import Forbidden, InvalidInput, InvalidState, NotFound
@@ -120,7 +121,7 @@ class PrivacyService:
             req.agent_designation = seal(req.id, organisation_id, intake.agent_designation)
             s.add(req)
             await s.flush()
-            self._event(s, req, None, State.RECEIVED, None, f"via {intake.channel}")
+            await self._event(s, req, None, State.RECEIVED, None, f"via {intake.channel}")
             code = await self._next_step(s, req, intake, email, phone, now)
             org_name = org.name
         if email:
@@ -158,12 +159,18 @@ class PrivacyService:
         Returns the code for the acknowledgement email (None when it goes by text or not at all).
         """
         if req.kind in UNVERIFIED_KINDS:
-            self._to(s, req, State.IN_PROCESSING, None, "no verification needed: applied at once")
+            await self._to(
+                s, req, State.IN_PROCESSING, None, "no verification needed: applied at once"
+            )
             return None
         if intake.channel == "agent" and not (intake.agent_designation or "").strip():
-            self._to(s, req, State.REQUIRES_INPUT, None, "agent request without a designation")
+            await self._to(
+                s, req, State.REQUIRES_INPUT, None, "agent request without a designation"
+            )
             return None
-        self._to(s, req, State.IDENTITY_UNVERIFIED, None, "code sent if the identity is on file")
+        await self._to(
+            s, req, State.IDENTITY_UNVERIFIED, None, "code sent if the identity is on file"
+        )
         if not req.person_ids:
             return None
         # Never verify with the field being corrected: a new email is proved by the phone.
@@ -220,11 +227,11 @@ class PrivacyService:
             row.used_at = now
             req.identity_verified_at = now
             target = State.PENDING
-            self._to(s, req, target, None, f"identity verified by {row.channel} code")
+            await self._to(s, req, target, None, f"identity verified by {row.channel} code")
             org = await s.get(Organisation, req.organisation_id)
             auto = org is not None and org.privacy_auto_approve
             if auto:
-                self._to(s, req, State.APPROVED, None, "approved automatically (setting)")
+                await self._to(s, req, State.APPROVED, None, "approved automatically (setting)")
         if auto:
             await self._fulfil(request_id, None)
         return await self._load(request_id)
@@ -287,7 +294,7 @@ class PrivacyService:
             if req.state != State.REQUIRES_INPUT.value:
                 raise InvalidState("This request is not waiting for a designation.")
             req.agent_designation = self.db.vault.seal(req.id, req.organisation_id, text)
-            self._to(s, req, State.IDENTITY_UNVERIFIED, None, "designation received")
+            await self._to(s, req, State.IDENTITY_UNVERIFIED, None, "designation received")
             if req.person_ids:
                 contact = req.contact
                 email = contact if contact and "@" in contact else None
@@ -305,7 +312,7 @@ class PrivacyService:
     async def approve(self, principal: Principal, request_id: str) -> PrivacyRequest:
         async with self.db.session(principal.scope) as s:
             req = await self._reviewable(s, principal, request_id)
-            self._to(s, req, State.APPROVED, principal.user_id, "approved")
+            await self._to(s, req, State.APPROVED, principal.user_id, "approved")
             req.reviewed_by, req.reviewed_at = principal.user_id, utcnow()
         await self._fulfil(request_id, principal.user_id)
         return await self._load(request_id)
@@ -316,7 +323,7 @@ class PrivacyService:
             raise InvalidInput("A denial needs a reason the person can read.")
         async with self.db.session(principal.scope) as s:
             req = await self._reviewable(s, principal, request_id)
-            self._to(s, req, State.DENIED, principal.user_id, "denied")
+            await self._to(s, req, State.DENIED, principal.user_id, "denied")
             req.decision_reason = reason[:2000]
             req.reviewed_by, req.reviewed_at = principal.user_id, utcnow()
             contact = req.contact
@@ -344,7 +351,9 @@ class PrivacyService:
                 raise InvalidState("An extension must be notified within the first period.")
             req.extended_due_at = deadlines.extended(req.received_at, req.regime)
             req.extension_reason = reason[:2000]
-            self._event(s, req, req.state, State(req.state), principal.user_id, "deadline extended")
+            await self._event(
+                s, req, req.state, State(req.state), principal.user_id, "deadline extended"
+            )
             contact, due = req.contact, req.extended_due_at
         if contact and "@" in contact:
             await self.mailer.send(
@@ -379,10 +388,10 @@ class PrivacyService:
             req = await s.get(PrivacyRequest, request_id)
             assert req is not None
             if req.state != State.IN_PROCESSING.value:
-                self._to(s, req, State.IN_PROCESSING, actor, "processing")
+                await self._to(s, req, State.IN_PROCESSING, actor, "processing")
             subject = await fulfil.resolve(s, req.organisation_id, list(req.person_ids or []))
             note, token = await self._carry_out(s, req, subject, now)
-            self._to(s, req, State.COMPLETE, actor, note)
+            await self._to(s, req, State.COMPLETE, actor, note)
             req.completed_at = now
             contact = req.contact
             self._clear(req)
@@ -558,15 +567,15 @@ class PrivacyService:
 
     # --- helpers ----------------------------------------------------------------------------------
 
-    def _to(
+    async def _to(
         self, s: AsyncSession, req: PrivacyRequest, target: State, actor: str | None, note: str
     ) -> None:
         verified = req.identity_verified_at is not None or bool(req.power_of_attorney)
         new = move(req.state, target, verified=verified, kind=req.kind)
-        self._event(s, req, req.state, new, actor, note)
+        await self._event(s, req, req.state, new, actor, note)
         req.state = new.value
 
-    def _event(
+    async def _event(
         self,
         s: AsyncSession,
         req: PrivacyRequest,
@@ -585,6 +594,15 @@ class PrivacyService:
                 actor_id=actor,
                 note=note[:500],
             )
+        )
+        await audit.append(
+            s,
+            audit.Actor(actor, "user" if actor else "system"),
+            f"privacy_request.{new.value}",
+            organisation_id=req.organisation_id,
+            subject_kind="request",
+            subject_ref=req.id,
+            purpose=f"{req.kind}: {note}"[:500],
         )
 
     @staticmethod

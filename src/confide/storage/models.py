@@ -1,6 +1,7 @@
 """Import every model so ``Base.metadata`` is complete (migrations, the data-map test)."""
 
 from confide.accounts.models import ConsoleSession, Organisation, SiteAssignment, User
+from confide.audit.models import AuditEntry
 from confide.chat.models import Conversation, Message, Visitor
 from confide.delivery.models import DeliveryAttempt, Destination, OutboxJob
 from confide.leads.models import (
@@ -30,6 +31,7 @@ from confide.tracking.models import (
 )
 
 __all__ = [
+    "AuditEntry",
     "Base",
     "ConsentRecord",
     "ConsentRequest",

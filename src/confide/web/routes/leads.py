@@ -9,6 +9,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from confide.accounts.models import Role
+from confide.audit.log import Actor
 from confide.errors import Forbidden
 from confide.leads.records import person_dict
 from confide.web.deps import CsrfPrincipal, Ctx, CurrentPrincipal
@@ -214,5 +215,6 @@ async def add_destination(
         region=body.region,
         name=body.name,
         site_id=body.site_id,
+        actor=Actor.of(principal),
     )
     return {**created.destination, "secret": created.secret}
