@@ -126,3 +126,50 @@ def test_access_then_deletion(database_url: str, smtp: SmtpSink) -> None:
             await ctx.stop()
 
     asyncio.run(go())
+
+
+def test_recipients_receive_an_erasure_notice(database_url: str, smtp: SmtpSink) -> None:
+    """A destination that received the lead is told to erase it (Art. 19), signed like a lead."""
+    import orjson
+
+    from confide.delivery.webhook import verify
+    from tests.delivery.receiver import Receiver
+
+    async def go(receiver: Receiver) -> None:
+        ctx, client, org_id, conv = await _setup(database_url, smtp)
+        try:
+            created = await ctx.delivery_admin.add_destination(
+                Scope.system(),
+                organisation_id=org_id,
+                kind="webhook",
+                target=receiver.url("/hook"),
+                region="UK",
+            )
+            lead = await ctx.leads.create_lead(client, conv, purpose="general")
+            await ctx.leads.request_consent(client, conv)
+            state = await ctx.leads.consent_state(conv)
+            async with ctx.db.session(Scope.system(), read_only=True) as s:
+                from confide.chat.models import Conversation
+
+                c = await s.get(Conversation, conv)
+                assert c is not None
+            from confide.chat.service import VisitorActor
+
+            visitor = VisitorActor(c.visitor_id, c.site_id, c.organisation_id, "v")
+            assert state.request_id
+            await ctx.leads.answer_consent(visitor, conv, state.request_id, "granted")
+            await ctx.delivery.drain()
+            req = await ctx.privacy.submit(org_id, Intake("deletion", email=EMAIL))
+            await ctx.privacy.verify(req.id, _code(smtp, EMAIL))
+            await ctx.privacy.approve(client, req.id)
+            await ctx.delivery.drain()
+            events = [orjson.loads(r.body) for r in receiver.stored()]
+            assert [e["event"] for e in events] == ["lead.created", "lead.erased"]
+            assert events[1]["lead_id"] == lead.id
+            notice = receiver.stored()[-1]
+            assert verify(created.secret or "", notice.signature, notice.body, now=notice.at)
+        finally:
+            await ctx.stop()
+
+    with Receiver() as receiver:
+        asyncio.run(go(receiver))

@@ -18,18 +18,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 
 import httpx
+import orjson
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from confide.accounts.models import Organisation
+from confide.audit import log as audit
 from confide.clock import utcnow
 from confide.delivery.adf import render_adf
 from confide.delivery.email import compose_lead_email, send_email
 from confide.delivery.models import DeliveryAttempt, Destination, OutboxJob
 from confide.delivery.snapshot import LeadSnapshot, for_region
 from confide.delivery.webhook import WebhookError, lead_payload, post_webhook
-from confide.leads.models import Lead
+from confide.leads.models import Lead, Person
 from confide.leads.snapshots import lead_snapshot
 from confide.settings import Settings
 from confide.storage.engine import Database
@@ -44,6 +48,21 @@ _ROW_LOCK = {"key_share": True}
 
 class Undeliverable(Exception):
     """The job can never succeed as it stands (no consent, lead gone): it is canceled."""
+
+
+@dataclass(frozen=True)
+class ErasureNotice:
+    """Tell a destination that received a lead to erase it (GDPR Art. 17 and 19)."""
+
+    lead_id: str
+    organisation: str
+
+    def text(self) -> str:
+        return (
+            f"The person behind lead {self.lead_id} ({self.organisation}) asked for their personal "
+            "data to be erased. Please delete this lead and every copy of it from your systems "
+            "(CRM, inboxes, exports). No reply is needed. (GDPR Articles 17 and 19.)"
+        )
 
 
 @dataclass(frozen=True)
@@ -153,6 +172,10 @@ class DeliveryWorker:
 
     async def _run(self, job: Claimed) -> None:
         started = time.perf_counter()
+        if job.attempts > self.settings.delivery_max_attempts:
+            # Only a worker that died during every attempt gets here: stop taking it again.
+            await self._finish(job, "dead", "gave up: no attempt finished (worker stopped)")
+            return
         try:
             kind, target, secret, key, snapshot = await self._prepare(job.id)
             await self._send(kind, target, secret, key, snapshot)
@@ -169,17 +192,24 @@ class DeliveryWorker:
             ms = int((time.perf_counter() - started) * 1000)
             await self._finish(job, "done", f"delivered in {ms} ms")
 
-    async def _prepare(self, job_id: int) -> tuple[str, str, str | None, str, LeadSnapshot]:
+    async def _prepare(
+        self, job_id: int
+    ) -> tuple[str, str, str | None, str, LeadSnapshot | ErasureNotice]:
         async with self.db.session(Scope.system(), read_only=True) as s:
             job = await s.get(OutboxJob, job_id)
-            if job is None or job.lead_id is None:
-                raise Undeliverable("the lead no longer exists")
-            dest = await s.get(Destination, job.destination_id)
-            lead = await s.get(Lead, job.lead_id)
-            if dest is None or not dest.enabled:
+            dest = await s.get(Destination, job.destination_id) if job else None
+            if job is None or dest is None or not dest.enabled:
                 raise Undeliverable("the destination was removed or disabled")
+            if job.event == "lead.erased":
+                org = await s.get(Organisation, job.organisation_id)
+                notice = ErasureNotice(job.subject_ref or "?", org.name if org else "")
+                return dest.kind, dest.target, dest.secret, job.idempotency_key, notice
+            lead = await s.get(Lead, job.lead_id) if job.lead_id else None
             if lead is None or lead.consent_id is None or lead.delivery_state == "withdrawn":
                 raise Undeliverable("no granted, unwithdrawn consent for this lead")
+            person = await s.get(Person, lead.person_id)
+            if person is not None and person.restricted:
+                raise Undeliverable("the person restricted the processing of their data")
             status = "resend" if job.event == "lead.corrected" else "new"
             snapshot = await lead_snapshot(s, lead.id, status=status)
             return (
@@ -191,9 +221,17 @@ class DeliveryWorker:
             )
 
     async def _send(
-        self, kind: str, target: str, secret: str | None, key: str, snapshot: LeadSnapshot
+        self,
+        kind: str,
+        target: str,
+        secret: str | None,
+        key: str,
+        snapshot: LeadSnapshot | ErasureNotice,
     ) -> None:
         cfg = self.settings
+        if isinstance(snapshot, ErasureNotice):
+            await self._send_notice(kind, target, secret, key, snapshot)
+            return
         if kind == "email":
             adf = render_adf(snapshot, provider_url=cfg.public_url or None)
             message = compose_lead_email(snapshot, sender=cfg.mail_from, recipient=target, adf=adf)
@@ -215,6 +253,34 @@ class DeliveryWorker:
             )
             return
         raise Undeliverable(f"unknown destination kind {kind!r}")
+
+    async def _send_notice(
+        self, kind: str, target: str, secret: str | None, key: str, notice: ErasureNotice
+    ) -> None:
+        cfg = self.settings
+        if kind == "email":
+            message = EmailMessage()
+            message["From"] = cfg.mail_from
+            message["To"] = target
+            message["Subject"] = f"Erasure notice: lead {notice.lead_id}"
+            message["X-Confide-Lead"] = notice.lead_id
+            message["Auto-Submitted"] = "auto-generated"
+            message.set_content(notice.text())
+            await send_email(
+                message,
+                host=cfg.smtp_host,
+                port=cfg.smtp_port,
+                starttls=cfg.smtp_starttls,
+                username=cfg.smtp_username or None,
+                password=cfg.smtp_password or None,
+            )
+            return
+        if self._http is None:
+            self._http = httpx.AsyncClient(follow_redirects=False, timeout=10.0)
+        body = orjson.dumps(
+            {"event": "lead.erased", "id": key, "lead_id": notice.lead_id, "text": notice.text()}
+        )
+        await post_webhook(target, secret or "", body, key, client=self._http, now=int(time.time()))
 
     def backoff(self, attempts: int) -> float:
         """Exponential backoff with 'equal jitter': half fixed, half random."""
@@ -256,6 +322,16 @@ class DeliveryWorker:
             )
             if row.lead_id is not None:
                 await _update_lead_state(s, row.lead_id, now)
+            if state in ("done", "dead"):
+                await audit.append(
+                    s,
+                    audit.SYSTEM,
+                    f"{row.event}.{'sent' if state == 'done' else 'failed'}",
+                    organisation_id=row.organisation_id,
+                    subject_kind="lead",
+                    subject_ref=row.lead_id or row.subject_ref,
+                    purpose=f"delivery to destination {row.destination_id}: {outcome}",
+                )
         log.info("delivery job %s attempt %s: %s", job.id, job.attempts, outcome)
 
 
