@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Date, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, synonym
 
 from confide.storage.base import Base, UTCDateTime, field
@@ -27,6 +27,32 @@ class Organisation(OrgScoped, Base):
         category="account.organisation.name",
         retention="account",
         info={"plaintext_reason": "a company's name, not a person's; shown on every chat"},
+    )
+    #: The client's contract (policy 5.3): personal data goes at the latest 3 months after its end.
+    contract_start: Mapped[date | None] = field(
+        Date, nullable=True, category="system.configuration", retention="account"
+    )
+    contract_end: Mapped[date | None] = field(
+        Date, nullable=True, category="system.configuration", retention="account"
+    )
+    #: A shorter retention the client chose for personal data (months, at least 3; None: max).
+    retention_months: Mapped[int | None] = field(
+        Integer, nullable=True, category="system.configuration", retention="account"
+    )
+    #: Raw usage and behavioural events, once rolled up (days; default about 13 months).
+    behaviour_retention_days: Mapped[int] = field(
+        Integer, default=395, category="system.configuration", retention="account"
+    )
+    #: At contract end: "delete", or "return_then_delete" (an export bundle first).
+    end_of_contract: Mapped[str] = field(
+        String(20), default="delete", category="system.configuration", retention="account"
+    )
+    #: When the return bundle was produced, and when the organisation's data was removed.
+    returned_at: Mapped[datetime | None] = field(
+        UTCDateTime, nullable=True, category="system.operations", retention="account"
+    )
+    purged_at: Mapped[datetime | None] = field(
+        UTCDateTime, nullable=True, category="system.operations", retention="account"
     )
     #: Privacy requests of this client are approved without a manual review once verified.
     privacy_auto_approve: Mapped[bool] = field(

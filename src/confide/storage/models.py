@@ -19,6 +19,7 @@ from confide.privacy.models import (
     RequestEvent,
     VerificationCode,
 )
+from confide.retention.models import RetentionRun
 from confide.sites.models import Site
 from confide.storage.base import Base
 from confide.tracking.models import (
@@ -54,6 +55,7 @@ __all__ = [
     "PersonChange",
     "PrivacyRequest",
     "RequestEvent",
+    "RetentionRun",
     "Site",
     "SiteAssignment",
     "SiteVisitor",
