@@ -64,3 +64,7 @@ class Settings(BaseSettings):
     #: A job whose worker died is taken again after this long.
     delivery_lease_s: float = Field(default=120.0, gt=0.0)
     delivery_concurrency: int = Field(default=4, ge=1, le=64)
+    #: The retention purge and request reminders run this often (0: only `confide retention run`).
+    retention_interval_s: float = Field(default=86400.0, ge=0.0)
+    #: Where contract-end return bundles are written.
+    exports_dir: str = "exports"

@@ -9,6 +9,7 @@ import typer
 from confide.cli.audit import audit_app
 from confide.cli.delivery import destination_app, worker
 from confide.cli.keys import keys_app
+from confide.cli.retention import hold_app, retention_app
 from confide.cli.runtime import fail, run_service
 from confide.settings import DEFAULT_DATABASE_URL, Settings
 
@@ -29,6 +30,8 @@ app.add_typer(stats_app, name="stats")
 app.add_typer(destination_app, name="destination")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
+app.add_typer(retention_app, name="retention")
+app.add_typer(hold_app, name="hold")
 app.command("worker")(worker)
 
 DbOpt = Annotated[

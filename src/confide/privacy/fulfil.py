@@ -7,6 +7,7 @@ registry, so a new store of personal data is exported and erased without touchin
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -29,13 +30,21 @@ from confide.tracking.models import Visit
 CORRECTABLE = ("name", "email", "phone", "address", "city", "postcode", "country")
 
 
-async def resolve(s: AsyncSession, organisation_id: str, person_ids: list[str]) -> Subject:
-    """The subject's ids in every store, from the persons matched on file."""
+async def resolve(
+    s: AsyncSession,
+    organisation_id: str,
+    person_ids: list[str],
+    visitor_ids: list[str] | None = None,
+) -> Subject:
+    """The subject's ids in every store, from the persons matched on file (and, for the
+    retention purge, anonymous chat visitors who never gave details)."""
     subject = Subject(organisation_id, list(person_ids))
-    if not person_ids:
+    if not person_ids and not visitor_ids:
         return subject
     persons = list(await s.scalars(select(Person).where(Person.id.in_(person_ids))))
-    subject.visitor_ids = sorted({p.visitor_id for p in persons if p.visitor_id})
+    subject.visitor_ids = sorted(
+        {p.visitor_id for p in persons if p.visitor_id} | set(visitor_ids or [])
+    )
     subject.conversation_ids = list(
         await s.scalars(
             select(Conversation.id).where(
@@ -86,12 +95,25 @@ async def holds(s: AsyncSession, subject: Subject, now: datetime) -> dict[str, s
     return out
 
 
+Notify = Callable[[str, str, str], Awaitable[bool]]
+
+
 async def erase(
-    s: AsyncSession, subject: Subject, request_id: str, vault: Vault, now: datetime
+    s: AsyncSession,
+    subject: Subject,
+    request_id: str,
+    vault: Vault,
+    now: datetime,
+    notify: Notify | None = None,
 ) -> bool:
-    """Erase the subject store by store, recording one task each; True if anything was held."""
+    """Erase the subject store by store, recording one task each; True if anything was held.
+
+    Recipients are told only about what is actually erased: a lead kept under a legal hold is
+    not announced as erased.
+    """
     held = await holds(s, subject, now)
-    await _erasure_notices(s, subject, request_id, now)
+    if not any(k in held for k in ("person", "lead", "organisation")):
+        await _erasure_notices(s, subject, request_id, now, notify)
     partial = False
     for store in stores():
         reason = next((held[k] for k in store.held_by if k in held), None)
@@ -138,7 +160,11 @@ async def erase(
 
 
 async def _erasure_notices(
-    s: AsyncSession, subject: Subject, request_id: str, now: datetime
+    s: AsyncSession,
+    subject: Subject,
+    request_id: str,
+    now: datetime,
+    notify: Notify | None,
 ) -> None:
     """Recipients of the subject's data are told to erase it too (Art. 19, R29)."""
     delivered = (
@@ -176,20 +202,36 @@ async def _erasure_notices(
                 finished_at=now,
             )
         )
-    transfers = await s.scalars(
-        select(OnwardTransfer).where(OnwardTransfer.lead_id.in_(subject.lead_ids))
+    transfers = list(
+        await s.scalars(select(OnwardTransfer).where(OnwardTransfer.lead_id.in_(subject.lead_ids)))
     )
     for t in transfers:
+        sent = (
+            notify is not None
+            and "@" in t.recipient_contact
+            and await notify(
+                t.recipient_contact,
+                "Erasure notice",
+                f"{t.recipient_name}: a lead forwarded to you on {t.at.date().isoformat()} at the "
+                "person's request must now be erased: they asked for their personal data to be "
+                "deleted. Please delete it and every copy. (GDPR Articles 17 and 19.)",
+            )
+        )
         s.add(
             ErasureTask(
                 organisation_id=t.organisation_id,
                 request_id=request_id,
-                store=f"recipient_notification:{t.id}",
+                store="recipient_notification",
                 method="notice",
-                state="pending",
-                reason=f"notify {t.recipient_name} ({t.recipient_contact}) of the erasure",
+                state="done" if sent else "skipped",
+                reason=(
+                    f"erasure notice emailed to {t.recipient_name}"
+                    if sent
+                    else f"no email address for {t.recipient_name}: the client notifies them "
+                    f"at {t.recipient_contact}"
+                ),
                 rows=1,
-                finished_at=None,
+                finished_at=now,
             )
         )
 

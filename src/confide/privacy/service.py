@@ -125,11 +125,21 @@ class PrivacyService:
             code = await self._next_step(s, req, intake, email, phone, now)
             org_name = org.name
         if email:
-            subject, body = acknowledgement(org_name, kind, req.due_at.date().isoformat(), code)
+            # The code goes in this email only when this address is the one on file.
+            subject, body = acknowledgement(org_name, kind, req.due_at.date().isoformat(), None)
             await self.mailer.send(email, subject, body)
+        if code is not None:
+            on_file = await self._contact(req.id)
+            if on_file:
+                await self.mailer.send(on_file, "Your privacy request code", f"Your code: {code}")
         if kind in UNVERIFIED_KINDS:
             await self._fulfil(req.id, None)
-        return req
+        return await self._load(req.id)
+
+    async def _contact(self, request_id: str) -> str | None:
+        async with self.db.session(Scope.system(), read_only=True) as s:
+            req = await s.get(PrivacyRequest, request_id)
+            return req.contact if req else None
 
     async def _matches(
         self, s: AsyncSession, org_id: str, email: str | None, phone: str | None
@@ -173,26 +183,52 @@ class PrivacyService:
         )
         if not req.person_ids:
             return None
-        # Never verify with the field being corrected: a new email is proved by the phone.
-        correcting = (
-            fulfil.parse_correction(intake.details or "")[0] if req.kind == "correction" else None
-        )
-        use_phone = phone is not None and (email is None or correcting == "email")
+        channel, to = await self._on_file(s, req, intake, email, phone)
+        if channel is None or to is None:
+            return None  # nothing on file to send a code to: the same silence as no match
+        # Results go only to the verified, on-file address (never to one just typed).
+        req.contact = self.db.vault.seal(req.id, req.organisation_id, to)
         code = f"{secrets.randbelow(1_000_000):06d}"
         s.add(
             VerificationCode(
                 organisation_id=req.organisation_id,
                 request_id=req.id,
                 code_hash=self._hash(req.id, code),
-                channel="phone" if use_phone else "email",
+                channel=channel,
                 expires_at=now + CODE_TTL,
                 attempts=0,
             )
         )
-        if use_phone and phone:
-            self.sms(phone, f"Your privacy request code: {code}")
+        if channel == "phone":
+            self.sms(to, f"Your privacy request code: {code}")
             return None
-        return code if correcting != "email" else None
+        return code
+
+    async def _on_file(
+        self,
+        s: AsyncSession,
+        req: PrivacyRequest,
+        intake: Intake,
+        email: str | None,
+        phone: str | None,
+    ) -> tuple[str | None, str | None]:
+        """Where the code may go: only an address or number we already hold for the person,
+        and never the field being corrected (a new email is proved by the phone on file)."""
+        persons = list(await s.scalars(select(Person).where(Person.id.in_(req.person_ids))))
+        correcting = (
+            fulfil.parse_correction(intake.details or "")[0] if req.kind == "correction" else None
+        )
+        if correcting == "email":
+            phones = [p.phone for p in persons if p.phone]
+            return ("phone", phones[0]) if phones else (None, None)
+        vault = self.db.vault
+        if email and any(p.email_index == vault.blind_index("email", email) for p in persons):
+            return "email", email
+        phone_index = vault.blind_index("phone", phone)
+        if correcting != "phone" and any(p.phone_index == phone_index for p in persons if phone):
+            return "phone", phone
+        emails = [p.email for p in persons if p.email]
+        return ("email", emails[0]) if emails and correcting != "email" else (None, None)
 
     def _hash(self, request_id: str, code: str) -> str:
         return hmac.new(request_id.encode(), code.encode(), hashlib.sha256).hexdigest()
@@ -413,7 +449,7 @@ class PrivacyService:
             req.export_expires_at = now + EXPORT_TTL
             return "export ready for download", token
         if kind == "deletion":
-            req.partial = await fulfil.erase(s, subject, req.id, vault, now)
+            req.partial = await fulfil.erase(s, subject, req.id, vault, now, self.mailer.send)
             return ("partly erased (legal hold)" if req.partial else "erased"), None
         if kind == "correction":
             sent = await fulfil.correct(s, subject, req.details or "", vault, now)
@@ -605,12 +641,14 @@ class PrivacyService:
             purpose=f"{req.kind}: {note}"[:500],
         )
 
-    @staticmethod
-    def _clear(req: PrivacyRequest) -> None:
-        """The request is kept (24 months) without personal data beyond the blind indexes."""
+    def _clear(self, req: PrivacyRequest) -> None:
+        """The request is kept (24 months) without personal data beyond the blind indexes, and
+        the key its personal fields were sealed with is destroyed: earlier copies of the row (a
+        backup, old row versions) can no longer be read either."""
         req.contact = None
         req.details = None
         req.agent_designation = None
+        self.db.vault.destroy_subject(req.id)
 
 
 def request_dict(req: PrivacyRequest, now: datetime) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from confide.accounts.service import AccountService
 from confide.chat import recipients
@@ -16,6 +17,8 @@ from confide.leads.service import LeadService
 from confide.privacy.service import PrivacyService
 from confide.realtime.broker import Broker, Event, make_broker
 from confide.realtime.hub import Hub
+from confide.retention.purge import Purger
+from confide.retention.task import RetentionTask
 from confide.settings import Settings
 from confide.sites.service import SiteService
 from confide.storage.engine import Database
@@ -43,6 +46,7 @@ class AppContext:
     lead_records: LeadRecords
     delivery_admin: DeliveryAdmin
     privacy: PrivacyService
+    retention: RetentionTask
 
     @classmethod
     def build(cls, settings: Settings) -> AppContext:
@@ -70,6 +74,7 @@ class AppContext:
         reports = Reports(db)
         delivery = DeliveryWorker(db, settings)
         leads = LeadService(db, broker, chat, on_enqueued=delivery.notify)
+        privacy = PrivacyService(db, settings, on_enqueued=delivery.notify)
         return cls(
             settings,
             db,
@@ -86,7 +91,12 @@ class AppContext:
             delivery,
             LeadRecords(db, chat, leads),
             DeliveryAdmin(db),
-            PrivacyService(db, settings, on_enqueued=delivery.notify),
+            privacy,
+            RetentionTask(
+                Purger(db, exports_dir=Path(settings.exports_dir)),
+                interval_s=settings.retention_interval_s,
+                also=privacy.remind,
+            ),
         )
 
     async def start(self) -> None:
@@ -97,8 +107,10 @@ class AppContext:
         self.rollup.start()
         if self.settings.worker:
             self.delivery.start()
+            self.retention.start()
 
     async def stop(self) -> None:
+        await self.retention.stop()
         await self.delivery.stop()
         await self.rollup.stop()
         await self.tracking.writer.stop()

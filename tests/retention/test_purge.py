@@ -1,0 +1,192 @@
+"""The retention purge on a clock the tests control (SQLite and PostgreSQL): minimum, maximum,
+contract end with return-then-delete, legal holds, behavioural retention, dry runs, reruns."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+import confide.clock
+from confide.accounts.models import Organisation
+from confide.chat.models import Conversation, Message
+from confide.clock import FrozenClock
+from confide.crypto.vault import ERASED
+from confide.leads.models import Person
+from confide.retention import holds
+from confide.retention.purge import Purger
+from confide.settings import Settings
+from confide.sites.models import Site
+from confide.storage.scope import Scope
+from confide.tracking.models import Visit
+from confide.web.context import AppContext
+
+T0 = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock() -> Iterator[FrozenClock]:
+    frozen = FrozenClock(T0)
+    saved = confide.clock.clock
+    confide.clock.clock = frozen
+    try:
+        yield frozen
+    finally:
+        confide.clock.clock = saved
+
+
+async def _org(ctx: AppContext, **settings: object) -> tuple[str, Site]:
+    org = await ctx.accounts.create_organisation("Kept Motors")
+    async with ctx.db.session(Scope.system()) as s:
+        stored = await s.get(Organisation, org.id)
+        assert stored is not None
+        for key, value in settings.items():
+            setattr(stored, key, value)
+    site = await ctx.sites.create_site(
+        organisation_id=org.id, name="Kept", origins=["https://kept.example"]
+    )
+    return org.id, site
+
+
+async def _chat(
+    ctx: AppContext, site: Site, words: str, email: str | None = None
+) -> tuple[str, str]:
+    actor, view, _ = await ctx.chat.open_conversation(site, None, None)
+    ref = await ctx.chat.authorise(actor, view.id)
+    await ctx.chat.post(actor, ref, f"m-{view.id}", words)
+    if email:
+        await ctx.leads.update_details(actor, view.id, {"email": email})
+    return actor.visitor_id, view.id
+
+
+async def _count(ctx: AppContext, model: object, *where: object) -> int:
+    async with ctx.db.session(Scope.system(), read_only=True) as s:
+        return int(await s.scalar(select(func.count()).select_from(model).where(*where)) or 0)  # type: ignore[arg-type]
+
+
+def run(url: str, tmp: Path, body: Callable[[AppContext, Purger], Awaitable[None]]) -> None:
+    async def go() -> None:
+        ctx = AppContext.build(Settings(database_url=url, worker=False, rollup_interval_s=0))
+        await ctx.start()
+        try:
+            await body(ctx, Purger(ctx.db, batch=2, exports_dir=tmp / "exports"))
+        finally:
+            await ctx.stop()
+
+    asyncio.run(go())
+
+
+def test_minimum_then_chosen_retention(
+    database_url: str, clock: FrozenClock, tmp_path: Path
+) -> None:
+    async def body(ctx: AppContext, purger: Purger) -> None:
+        org, site = await _org(ctx, retention_months=3)
+        _v, conv = await _chat(ctx, site, "keep me three months", "kept@example.org")
+        clock.advance(timedelta(days=89))
+        await purger.run()
+        assert await _count(ctx, Conversation, Conversation.id == conv) == 1
+        clock.advance(timedelta(days=4))  # past 3 calendar months
+        dry = await purger.run(dry_run=True)
+        assert any(f["store"] == "subjects" and f["rows"] == 1 for f in dry.report)
+        assert await _count(ctx, Conversation, Conversation.id == conv) == 1
+        done = await purger.run()
+        assert await _count(ctx, Conversation, Conversation.id == conv) == 0
+        assert await _count(ctx, Person, Person.organisation_id == org) == 0
+        assert any(f["rule"] == "retention" for f in done.report)
+        again = await purger.run()  # idempotent: nothing more to do
+        assert not [f for f in again.report if f["organisation_id"] == org]
+
+    run(database_url, tmp_path, body)
+
+
+def test_legal_hold_keeps_a_person(database_url: str, clock: FrozenClock, tmp_path: Path) -> None:
+    async def body(ctx: AppContext, purger: Purger) -> None:
+        org, site = await _org(ctx, retention_months=3)
+        await _chat(ctx, site, "held", "held@example.org")
+        _v2, free = await _chat(ctx, site, "free", "free@example.org")
+        async with ctx.db.session(Scope.system(), read_only=True) as s:
+            held_person = await s.scalar(
+                select(Person.id).where(
+                    Person.organisation_id == org,
+                    Person.email_index == ctx.db.vault.blind_index("email", "held@example.org"),
+                )
+            )
+        assert held_person
+        await holds.place(
+            ctx.db,
+            organisation_id=org,
+            kind="person",
+            target_id=held_person,
+            owner="Legal team",
+            reason="Pending claim, court ref 123",
+        )
+        clock.advance(timedelta(days=120))
+        report = await purger.run()
+        assert await _count(ctx, Person, Person.id == held_person) == 1
+        assert await _count(ctx, Conversation, Conversation.id == free) == 0
+        assert any(f["held"] for f in report.report if f["organisation_id"] == org)
+
+    run(database_url, tmp_path, body)
+
+
+def test_contract_end_returns_then_deletes(
+    database_url: str, clock: FrozenClock, tmp_path: Path
+) -> None:
+    async def body(ctx: AppContext, purger: Purger) -> None:
+        end = date(2026, 3, 31)
+        org, site = await _org(ctx, contract_end=end, end_of_contract="return_then_delete")
+        _v, conv = await _chat(ctx, site, "contract data", "contract@example.org")
+        async with ctx.db.session(Scope.system(), read_only=True) as s:
+            sealed = await s.scalar(select(Message.text).where(Message.conversation_id == conv))
+        assert sealed == "contract data"
+        clock._at = datetime(2026, 3, 31, 9, 0, tzinfo=UTC)
+        await purger.run()
+        bundles = list((tmp_path / "exports").glob("return-*.json"))
+        assert len(bundles) == 1 and "contract data" in bundles[0].read_text()
+        assert await _count(ctx, Conversation, Conversation.id == conv) == 1  # not yet
+        clock._at = datetime(2026, 6, 30, 9, 0, tzinfo=UTC)  # end + 3 months: the last day
+        await purger.run()
+        assert await _count(ctx, Conversation, Conversation.organisation_id == org) == 0
+        assert await _count(ctx, Person, Person.organisation_id == org) == 0
+        async with ctx.db.session(Scope.system(), read_only=True) as s:
+            stored = await s.get(Organisation, org)
+            assert stored is not None and stored.purged_at is not None
+        assert json.loads(bundles[0].read_text())["organisation"] == "Kept Motors"
+        _ = ERASED
+
+    run(database_url, tmp_path, body)
+
+
+def test_behaviour_has_its_own_shorter_retention(
+    database_url: str, clock: FrozenClock, tmp_path: Path
+) -> None:
+    async def body(ctx: AppContext, purger: Purger) -> None:
+        org, site = await _org(ctx, behaviour_retention_days=30)
+        async with ctx.db.session(Scope.system()) as s:
+            for i, age in enumerate((31, 29)):
+                at = T0 - timedelta(days=age)
+                s.add(
+                    Visit(
+                        id=f"visit-{org[:8]}-{i}",
+                        organisation_id=org,
+                        site_id=site.id,
+                        started_at=at,
+                        last_seen_at=at,
+                        first_ts=at,
+                        pageviews=1,
+                        seconds=5,
+                        is_returning=False,
+                        channel="direct",
+                        device="desktop",
+                        campaign={},
+                    )
+                )
+        await purger.run()
+        assert await _count(ctx, Visit, Visit.organisation_id == org) == 1
+
+    run(database_url, tmp_path, body)
