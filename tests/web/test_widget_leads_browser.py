@@ -245,11 +245,14 @@ def test_rating_after_the_chat_is_closed(
     rating = frame.get_by_role("radiogroup", name="How was your chat?")
     expect(rating).to_be_visible()
     # Keyboard only: the stars are a radio group, so arrows move the choice.
-    rating.get_by_role("radio", name="1 star").focus()
+    one = rating.get_by_role("radio", name="1 star")
+    one.focus()
+    expect(one).to_be_focused()
     page.keyboard.press("Space")
-    for _ in range(3):
+    expect(one).to_be_checked()
+    for stars in ("2 stars", "3 stars", "4 stars"):
         page.keyboard.press("ArrowRight")
-    expect(rating.get_by_role("radio", name="4 stars")).to_be_checked()
+        expect(rating.get_by_role("radio", name=stars)).to_be_checked()
     frame.get_by_label("Anything to add? (optional)").fill("Quick and friendly")
     shoot(page, "rating-desktop")
     frame.get_by_role("button", name="Send", exact=True).click()

@@ -41,6 +41,31 @@ def worker(
             master_keys=settings.master_keys or None,
         )
         worker = DeliveryWorker(db, settings)
+        broker = None
+        if settings.broker_url:
+            # Consoles on the server nodes learn of each delivery through the shared broker.
+            from confide.chat import recipients
+            from confide.leads.models import Lead
+            from confide.realtime.broker import Event, make_broker
+            from confide.storage.scope import Scope
+
+            broker = make_broker(settings.broker_url)
+
+            def ignore(_event: Event) -> None:
+                return None
+
+            await broker.start(ignore)
+
+            async def announce(lead_id: str) -> None:
+                assert broker is not None
+                async with db.session(Scope.system(), read_only=True) as s:
+                    lead = await s.get(Lead, lead_id)
+                if lead is not None and lead.conversation_id:
+                    frame = {"type": "lead_changed", "conversation": lead.conversation_id}
+                    channels = (recipients.conversation_agents(lead.conversation_id),)
+                    await broker.publish(Event(channels, frame))
+
+            worker.on_lead_changed = announce
         try:
             if once:
                 return await worker.drain()
@@ -54,6 +79,8 @@ def worker(
             return 0
         finally:
             await worker.stop()
+            if broker is not None:
+                await broker.stop()
             await db.dispose()
 
     try:

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -79,11 +79,14 @@ class DeliveryWorker:
         *,
         clock: Callable[[], datetime] = utcnow,
         rng: random.Random | None = None,
+        on_lead_changed: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.clock = clock
-        self.rng = rng or random.Random()  # jitter, not security
+        self.rng = rng or random.Random()
+        #: Told after a lead's delivery state changed, so consoles re-read it (via the broker).
+        self.on_lead_changed = on_lead_changed  # jitter, not security
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._http: httpx.AsyncClient | None = None
@@ -303,6 +306,7 @@ class DeliveryWorker:
             row = await s.get(OutboxJob, job.id, with_for_update=_ROW_LOCK)
             if row is None or row.state != "running" or row.attempts != job.attempts:
                 return  # canceled (withdrawal, erasure) or taken over after a lease expiry
+            lead_id = row.lead_id
             row.state = state
             row.lease_until = None
             row.updated_at = now
@@ -333,6 +337,11 @@ class DeliveryWorker:
                     purpose=f"delivery to destination {row.destination_id}: {outcome}",
                 )
         log.info("delivery job %s attempt %s: %s", job.id, job.attempts, outcome)
+        if lead_id is not None and state in ("done", "dead") and self.on_lead_changed is not None:
+            try:
+                await self.on_lead_changed(lead_id)
+            except Exception:  # a missed refresh must never undo a delivery
+                log.warning("could not announce the delivery of lead %s", lead_id)
 
 
 async def _update_lead_state(s: AsyncSession, lead_id: str, now: datetime) -> None:

@@ -492,6 +492,14 @@ class LeadService:
         channels = (recipients.conversation_visitor(ref.id), recipients.conversation_agents(ref.id))
         await self.broker.publish(Event(channels, state.frame(ref.id)))
 
+    async def lead_changed(self, lead_id: str) -> None:
+        """A lead's delivery state changed elsewhere (the worker): its chat's agents re-read."""
+        async with self.db.session(Scope.system(), read_only=True) as s:
+            conv = await s.scalar(select(Lead.conversation_id).where(Lead.id == lead_id))
+        if conv is not None:
+            frame = {"type": "lead_changed", "conversation": conv}
+            await self.broker.publish(Event((recipients.conversation_agents(conv),), frame))
+
     async def _publish_person(self, ref: ConversationRef) -> None:
         """Agents re-read the lead panel; the visitor's socket never gets this frame."""
         frame = {"type": "lead_changed", "conversation": ref.id}

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from confide.accountability.residency import require_storage_region
 from confide.accounts.service import AccountService
 from confide.chat import recipients
 from confide.chat.service import ChatService
@@ -50,6 +51,7 @@ class AppContext:
 
     @classmethod
     def build(cls, settings: Settings) -> AppContext:
+        require_storage_region(settings.storage_region)  # policy 4.2: refuse to start outside
         db = Database(
             settings.database_url,
             keystore_url=settings.keystore_url or None,
@@ -74,6 +76,7 @@ class AppContext:
         reports = Reports(db)
         delivery = DeliveryWorker(db, settings)
         leads = LeadService(db, broker, chat, on_enqueued=delivery.notify)
+        delivery.on_lead_changed = leads.lead_changed
         privacy = PrivacyService(db, settings, on_enqueued=delivery.notify)
         return cls(
             settings,
