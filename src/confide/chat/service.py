@@ -323,6 +323,16 @@ class ChatService:
         async with self.db.session(Scope.system(), read_only=True) as s:
             messages = await queries.messages_after(s, ref.id, after)
             last = await s.scalar(select(Conversation.last_seq).where(Conversation.id == ref.id))
+        if isinstance(actor, Principal) and messages:
+            await AuditLog(self.db).record(
+                AuditActor.of(actor),
+                "transcript.view",
+                organisation_id=ref.organisation_id,
+                subject_kind="conversation",
+                subject_ref=ref.id,
+                fields=["messages"],
+                purpose=f"live chat (messages after {after})",
+            )
         return messages, int(last or 0)
 
     # --- lifecycle ------------------------------------------------------------------------
