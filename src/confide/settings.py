@@ -9,6 +9,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from confide.accountability.residency import StorageRegion
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///confide.db"
 
 
@@ -16,6 +18,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CONFIDE_", extra="ignore")
 
     database_url: str = DEFAULT_DATABASE_URL
+    #: Where the database (and so all personal data) is hosted: UK, EU or EEA only (policy 4.2).
+    storage_region: StorageRegion = "UK"
     #: Where data keys live, apart from the database (empty: next to it, see docs/privacy.md).
     keystore_url: str = ""
     #: ``kid:base64url(32 bytes)`` master keys, current first (empty: a development key).

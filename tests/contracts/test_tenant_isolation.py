@@ -28,6 +28,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
+from confide.privacy.service import Intake
 from confide.testing import session_cookie, ws_connect
 from tests.chat.helpers import Peer, client_id, open_chat, visitor
 from tests.conftest import ORIGIN_A, ORIGIN_B, World
@@ -62,6 +63,9 @@ class Seed:
     visit_b: str = ""
     lead_b: str = ""
     job_b: str = ""
+    subprocessor: str = ""  # platform-wide: objecting to it names an organisation
+    breach_b: str = ""  # a breach affecting organisation B only (not yet notified)
+    privacy_b: str = ""  # a privacy request to organisation B
 
     def ids(self, world: World) -> dict[str, str]:
         return {
@@ -77,7 +81,12 @@ class Seed:
             "visit_b": self.visit_b,
             "lead_b": self.lead_b,
             "job_b": self.job_b,
+            "subprocessor": self.subprocessor,
+            "breach_b": self.breach_b,
+            "privacy_b": self.privacy_b,
             "missing": "x" * 22,  # a well-formed id that does not exist
+            # The public privacy endpoints have no tenant to cross: an unknown id is their 404.
+            "unknown": "u" * 22,
         }
 
 
@@ -147,7 +156,40 @@ def seed(world: World) -> Seed:
     seeded.lead_b, seeded.job_b = world.server.service(
         lambda ctx: _lead_in_b(ctx, world, conv_b=seeded.conv_b)
     )
+    seeded.privacy_b = world.server.service(
+        lambda ctx: ctx.privacy.submit(world.org_b, Intake("access", email="x@example.org"))
+    ).id
+    seeded.subprocessor, seeded.breach_b = world.server.service(
+        lambda ctx: _accountability_seed(ctx, world)
+    )
     return seeded
+
+
+async def _accountability_seed(ctx: Any, world: World) -> tuple[str, str]:
+    """A sub-processor (announced to everyone) and a breach affecting organisation B."""
+    from datetime import timedelta
+
+    from confide.accountability.service import Accountability
+    from confide.clock import utcnow
+
+    acct = Accountability(ctx.db, ctx.settings)
+    sp = await acct.subprocessors.add(
+        None, name="Matrix Mail", region="UK", purpose="Email.", categories=["user.contact"]
+    )
+    breach = await acct.breaches.record(
+        None,
+        nature="Matrix test incident.",
+        categories=["user.contact"],
+        subjects_approx=1,
+        records_approx=1,
+        consequences="None expected.",
+        measures="Contained at once.",
+        contact_name="Dana Protection",
+        contact_email="dpo@confide-example.com",
+        discovered_at=utcnow() - timedelta(hours=1),
+        organisation_ids=[world.org_b],
+    )
+    return str(sp.subprocessor["id"]), str(breach["id"])
 
 
 async def _lead_in_b(ctx: Any, world: World, *, conv_b: str) -> tuple[str, str]:
@@ -254,11 +296,16 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "age"): {"age": 30},
     ("POST", "leads"): {"purpose": "general"},
     ("PATCH", "lead"): {"status": "contacted"},
+    ("POST", "objections"): {"reason": "We object to this sub-processor."},
     ("POST", "forward"): {
         "recipient_name": "Other Org",
         "recipient_contact": "other@example.org",
         "reason": "Visitor asked us to",
     },
+    ("POST", "requests"): {"kind": "access", "email": "x@example.org"},
+    ("POST", "verify"): {"code": "123456"},
+    ("POST", "deny"): {"reason": "Not a customer of ours"},
+    ("POST", "extend"): {"reason": "A complex request"},
 }
 
 
@@ -304,6 +351,24 @@ HTTP_MATRIX: list[tuple[str, str, str, int]] = [
     ("client_a", "PATCH", "/api/leads/{lead_b}", 404),
     ("client_a", "POST", "/api/leads/{lead_b}/forward", 404),
     ("client_a", "POST", "/api/deliveries/{job_b}/retry", 404),
+    ("client_a", "GET", "/api/ropa/{org_b}", 404),
+    ("client_a", "POST", "/api/organisations/{org_b}/subprocessors/{subprocessor}/objections", 404),
+    ("client_a", "GET", "/api/breaches/{breach_b}", 404),
+    ("client_a", "POST", "/api/breaches/{breach_b}/notify", 404),
+    ("client_b", "GET", "/api/ropa/{org_a}", 404),
+    ("operator_a", "GET", "/api/ropa/{org_b}", 404),
+    ("client_b", "GET", "/api/breaches/{breach_b}", 404),  # affected, but not notified yet
+    ("client_b", "GET", "/api/ropa/{org_b}", 200),
+    ("admin", "GET", "/api/ropa/{org_a}", 200),
+    ("admin", "GET", "/api/breaches/{breach_b}", 200),
+    ("client_a", "GET", "/api/privacy/requests/{privacy_b}", 404),
+    ("client_a", "POST", "/api/privacy/requests/{privacy_b}/approve", 404),
+    ("client_a", "POST", "/api/privacy/requests/{privacy_b}/deny", 404),
+    ("client_a", "POST", "/api/privacy/requests/{privacy_b}/extend", 404),
+    ("client_a", "GET", "/portal/privacy/{privacy_b}", 404),
+    ("client_a", "POST", "/api/privacy/{unknown}/requests", 404),  # public
+    ("client_a", "POST", "/api/privacy/requests/{unknown}/verify", 404),  # public
+    ("operator_a", "GET", "/api/privacy/requests/{privacy_b}", 403),  # operators never decide
     ("operator_a", "GET", "/api/conversations/{conv_b}/lead-panel", 404),
     ("operator_a", "GET", "/api/leads/{lead_b}", 404),
     ("operator_a", "POST", "/api/leads/{lead_b}/deliver", 404),
@@ -364,6 +429,9 @@ HTTP_MATRIX: list[tuple[str, str, str, int]] = [
     ("admin", "GET", "/api/conversations/{conv_b}/lead-panel", 200),
     ("admin", "GET", "/api/leads/{lead_b}", 200),
     ("client_b", "GET", "/api/conversations/{conv_b}/lead-panel", 200),
+    ("client_b", "GET", "/api/privacy/requests/{privacy_b}", 200),
+    ("client_b", "GET", "/portal/privacy/{privacy_b}", 200),
+    ("admin", "GET", "/api/privacy/requests/{privacy_b}", 200),
 ]
 
 

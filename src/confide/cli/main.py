@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
+from confide.cli.accountability import register as register_accountability
 from confide.cli.audit import audit_app
 from confide.cli.delivery import destination_app, worker
 from confide.cli.keys import keys_app
@@ -32,6 +33,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(retention_app, name="retention")
 app.add_typer(hold_app, name="hold")
+register_accountability(app)
 app.command("worker")(worker)
 
 DbOpt = Annotated[

@@ -19,6 +19,7 @@ from confide.chat.models import Conversation
 from confide.crypto.vault import Vault
 from confide.delivery.models import Destination, OutboxJob
 from confide.delivery.outbox import cancel_for_leads
+from confide.errors import InvalidInput
 from confide.ids import new_id
 from confide.leads import consent as consent_rules
 from confide.leads import fields
@@ -241,7 +242,7 @@ def parse_correction(details: str) -> tuple[str, str]:
     key, sep, value = details.partition(":")
     key = key.strip().lower()
     if not sep or key not in CORRECTABLE or not value.strip():
-        raise ValueError(f"Say what to correct as 'field: new value' ({', '.join(CORRECTABLE)}).")
+        raise InvalidInput(f"Say what to correct as 'field: new value' ({', '.join(CORRECTABLE)}).")
     return key, value.strip()
 
 

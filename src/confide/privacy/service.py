@@ -88,7 +88,8 @@ class PrivacyService:
         if regime not in deadlines.REGIMES:
             raise InvalidInput("Regime is gdpr or ccpa.")
         email = fields.email(intake.email) if intake.email else None
-        phone = fields.phone(intake.phone, "GB") if intake.phone else None
+        region = "US" if regime == "ccpa" else "GB"
+        phone = fields.phone(intake.phone, region) if intake.phone else None
         if not email and not phone:
             raise InvalidInput("Give the email address or phone number you used with us.")
         if kind == "correction":
@@ -177,6 +178,11 @@ class PrivacyService:
             await self._to(
                 s, req, State.REQUIRES_INPUT, None, "agent request without a designation"
             )
+            return None
+        if intake.channel == "agent" and intake.power_of_attorney:
+            # A recorded power of attorney replaces the person's direct confirmation (CCPA
+            # §7063): the client reviews the document before approving.
+            await self._to(s, req, State.PENDING, None, "power of attorney recorded: for review")
             return None
         await self._to(
             s, req, State.IDENTITY_UNVERIFIED, None, "code sent if the identity is on file"
@@ -364,15 +370,15 @@ class PrivacyService:
             req.reviewed_by, req.reviewed_at = principal.user_id, utcnow()
             contact = req.contact
             self._clear(req)
-        if contact and "@" in contact:
-            await self.mailer.send(
-                contact,
-                "Your privacy request was refused",
-                f"We cannot fulfil your request.\n\nReason: {reason}\n\n{COMPLAINT_ROUTE}",
-            )
+        await self._tell(
+            contact,
+            "Your privacy request was refused",
+            f"We cannot fulfil your request.\n\nReason: {reason}\n\n{COMPLAINT_ROUTE}",
+        )
         return await self._load(request_id)
 
     async def extend(self, principal: Principal, request_id: str, reason: str) -> PrivacyRequest:
+        self._decider(principal)
         reason = (reason or "").strip()
         if len(reason) < 5:
             raise InvalidInput("An extension needs a reason the person can read.")
@@ -391,13 +397,12 @@ class PrivacyService:
                 s, req, req.state, State(req.state), principal.user_id, "deadline extended"
             )
             contact, due = req.contact, req.extended_due_at
-        if contact and "@" in contact:
-            await self.mailer.send(
-                contact,
-                "Your privacy request: more time needed",
-                f"We need more time to answer your request: {reason}\n\n"
-                f"You will have our answer by {due.date().isoformat()}.",
-            )
+        await self._tell(
+            contact,
+            "Your privacy request: more time needed",
+            f"We need more time to answer your request: {reason}\n\n"
+            f"You will have our answer by {due.date().isoformat()}.",
+        )
         return await self._load(request_id)
 
     async def _owned(
@@ -407,6 +412,11 @@ class PrivacyService:
         if req is None:
             raise NotFound("No such request.")
         return req
+
+    @staticmethod
+    def _decider(principal: Principal) -> None:
+        if principal.role is Role.OPERATOR:
+            raise Forbidden("Requests are decided by the client (the controller) or our admins.")
 
     async def _reviewable(
         self, s: AsyncSession, principal: Principal, request_id: str
@@ -432,10 +442,7 @@ class PrivacyService:
             contact = req.contact
             self._clear(req)
         self.on_enqueued()
-        if contact and "@" in contact:
-            await self.mailer.send(
-                contact, "Your privacy request is complete", self._result(req, token)
-            )
+        await self._tell(contact, "Your privacy request is complete", self._result(req, token))
 
     async def _carry_out(
         self, s: AsyncSession, req: PrivacyRequest, subject: Any, now: datetime
@@ -459,6 +466,15 @@ class PrivacyService:
             return f"consent withdrawn in {n} conversation(s)", None
         await fulfil.set_flag(s, subject, kind, now)
         return f"{kind.replace('_', ' ')} recorded", None
+
+    async def _tell(self, contact: str | None, subject: str, body: str) -> None:
+        """Answer on the channel that was verified: email, or a text message to the phone."""
+        if not contact:
+            return
+        if "@" in contact:
+            await self.mailer.send(contact, subject, body)
+        else:
+            self.sms(contact, f"{subject}. {body}"[:1000])
 
     def _result(self, req: PrivacyRequest, token: str | None) -> str:
         if token:
@@ -508,6 +524,7 @@ class PrivacyService:
     # --- reading --------------------------------------------------------------------------------
 
     async def queue(self, principal: Principal, state: str | None = None) -> list[dict[str, Any]]:
+        self._decider(principal)
         now = utcnow()
         async with self.db.session(principal.scope, read_only=True) as s:
             q = select(PrivacyRequest).order_by(PrivacyRequest.due_at)
@@ -517,6 +534,7 @@ class PrivacyService:
         return [request_dict(r, now) for r in rows]
 
     async def detail(self, principal: Principal, request_id: str) -> dict[str, Any]:
+        self._decider(principal)
         now = utcnow()
         async with self.db.session(principal.scope, read_only=True) as s:
             req = await self._owned(s, principal, request_id)

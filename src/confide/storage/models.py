@@ -1,5 +1,16 @@
 """Import every model so ``Base.metadata`` is complete (migrations, the data-map test)."""
 
+from confide.accountability.models import (
+    Breach,
+    BreachOrganisation,
+    InboxMessage,
+    InboxRead,
+    NewsletterSubscription,
+    Notice,
+    PolicyVersion,
+    SubProcessor,
+    SubProcessorObjection,
+)
 from confide.accounts.models import ConsoleSession, Organisation, SiteAssignment, User
 from confide.audit.models import AuditEntry
 from confide.chat.models import Conversation, Message, Visitor
@@ -34,6 +45,8 @@ from confide.tracking.models import (
 __all__ = [
     "AuditEntry",
     "Base",
+    "Breach",
+    "BreachOrganisation",
     "ConsentRecord",
     "ConsentRequest",
     "ConsoleSession",
@@ -42,10 +55,14 @@ __all__ = [
     "DeliveryAttempt",
     "Destination",
     "ErasureTask",
+    "InboxMessage",
+    "InboxRead",
     "Invitation",
     "Lead",
     "LegalHold",
     "Message",
+    "NewsletterSubscription",
+    "Notice",
     "OnwardTransfer",
     "OptOut",
     "Organisation",
@@ -53,12 +70,15 @@ __all__ = [
     "PageView",
     "Person",
     "PersonChange",
+    "PolicyVersion",
     "PrivacyRequest",
     "RequestEvent",
     "RetentionRun",
     "Site",
     "SiteAssignment",
     "SiteVisitor",
+    "SubProcessor",
+    "SubProcessorObjection",
     "User",
     "VerificationCode",
     "Visit",

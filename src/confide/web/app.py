@@ -19,6 +19,8 @@ from confide.settings import Settings
 from confide.web import errors
 from confide.web.context import AppContext
 from confide.web.routes import (
+    accountability_api,
+    accountability_pages,
     api,
     console,
     demo,
@@ -26,6 +28,9 @@ from confide.web.routes import (
     leads,
     portal,
     portal_leads,
+    portal_privacy,
+    privacy_api,
+    privacy_pages,
     tracking,
     widget,
 )
@@ -72,8 +77,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         console.router,
         portal.router,
         portal_leads.router,
+        accountability_pages.router,
+        portal_privacy.router,
         api.router,
+        accountability_api.router,
         leads.router,
+        privacy_api.router,
+        privacy_pages.router,
         tracking.router,
         demo.router,
     ):
