@@ -6,6 +6,10 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from confide.accountability.models import PolicyVersion
 from confide.sites.models import Site
 
 PURPOSE = "share_with_dealer"
@@ -24,6 +28,19 @@ ANSWER_LINES = {
     ),
     "withdrawn": "The visitor withdrew their consent to share their details with {site}.",
 }
+
+
+async def policy_version_for(s: AsyncSession, site: Site) -> str:
+    """The policy the visitor consents under: the client's own (when the site links one), else
+    the newest published platform policy (policy 6), else the site's configured version."""
+    if site.privacy_policy_url:
+        return site.policy_version
+    newest = await s.scalar(
+        select(PolicyVersion.version)
+        .order_by(PolicyVersion.published_at.desc(), PolicyVersion.id.desc())
+        .limit(1)
+    )
+    return newest or site.policy_version
 
 
 def render_text(site: Site) -> str:

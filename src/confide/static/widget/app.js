@@ -799,7 +799,7 @@ function onConsent(f) {
 // Only web addresses become links: a misconfigured policy URL must not turn into a script.
 function webUrl(u) {
   try {
-    const url = new URL(String(u));
+    const url = new URL(String(u), location.href); // relative: our own pages (/policy)
     return url.protocol === "https:" || url.protocol === "http:" ? url.href : null;
   } catch {
     return null;
