@@ -67,7 +67,8 @@ class Vault:
         self._masters = dict(master_keys)
         self._current = master_keys[0][0] if master_keys else None
         self._orgs: dict[str, bytes] = {}
-        self._subjects: OrderedDict[str, bytes] = OrderedDict()
+        #: Subject ciphers (AESGCM objects: building one costs about a microsecond per call).
+        self._subjects: OrderedDict[str, AESGCM] = OrderedDict()
         self._lock = threading.RLock()
 
     # --- master keys ----------------------------------------------------------------------------
@@ -126,12 +127,12 @@ class Vault:
 
     # --- subject keys ---------------------------------------------------------------------------
 
-    def _subject_key(self, subject_id: str, org_id: str | None) -> bytes:
+    def _subject_key(self, subject_id: str, org_id: str | None) -> AESGCM:
         with self._lock:
-            key = self._subjects.get(subject_id)
-            if key is not None:
+            cipher = self._subjects.get(subject_id)
+            if cipher is not None:
                 self._subjects.move_to_end(subject_id)
-                return key
+                return cipher
         row = self.store.subject_key(subject_id)
         if row is None:
             if org_id is None:
@@ -145,12 +146,12 @@ class Vault:
             row = (org_id, wrapped)
         owner, wrapped = row
         org_key = self._org_key(owner, create=False)
-        key = AESGCM(org_key).decrypt(wrapped[:12], wrapped[12:], subject_id.encode())
+        cipher = AESGCM(AESGCM(org_key).decrypt(wrapped[:12], wrapped[12:], subject_id.encode()))
         with self._lock:
-            self._subjects[subject_id] = key
+            self._subjects[subject_id] = cipher
             if len(self._subjects) > _CACHE:
                 self._subjects.popitem(last=False)
-        return key
+        return cipher
 
     # --- the API --------------------------------------------------------------------------------
 
@@ -158,17 +159,17 @@ class Vault:
         """Encrypt ``plaintext`` for this data subject (creating their key on first use)."""
         if plaintext is None:
             return None
-        key = self._subject_key(subject_id, org_id)
+        cipher = self._subject_key(subject_id, org_id)
         nonce = os.urandom(12)
-        sealed = AESGCM(key).encrypt(nonce, plaintext.encode(), subject_id.encode())
+        sealed = cipher.encrypt(nonce, plaintext.encode(), subject_id.encode())
         return f"{PREFIX}{subject_id}:{_b64(nonce + sealed)}"
 
     def open(self, token: str) -> str:
         """Decrypt a sealed value; raises :class:`KeyDestroyed` when its key is gone."""
         subject_id, _, body = token[len(PREFIX) :].partition(":")
         raw = _unb64(body)
-        key = self._subject_key(subject_id, None)
-        return AESGCM(key).decrypt(raw[:12], raw[12:], subject_id.encode()).decode()
+        cipher = self._subject_key(subject_id, None)
+        return cipher.decrypt(raw[:12], raw[12:], subject_id.encode()).decode()
 
     def has_cached(self, subject_id: str) -> bool:
         with self._lock:

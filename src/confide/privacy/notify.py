@@ -52,8 +52,9 @@ def acknowledgement(org: str, kind: str, due: str, code: str | None) -> tuple[st
         f"We have received your {kind.replace('_', ' ')} request to {org}.",
         "",
         "How it works: before anything is decided we check that the request comes from you. "
-        "If we hold information linked to this address, this email carries a one-time code; "
-        "enter it on the request page within 10 minutes.",
+        "If we hold information linked to the details you gave, we send a one-time code to the "
+        "email address or phone number we have on file, in a separate message; enter it on the "
+        "request page within 10 minutes.",
         "",
     ]
     if code:

@@ -337,16 +337,25 @@ class PrivacyService:
                 raise InvalidState("This request is not waiting for a designation.")
             req.agent_designation = self.db.vault.seal(req.id, req.organisation_id, text)
             await self._to(s, req, State.IDENTITY_UNVERIFIED, None, "designation received")
+            code, to = None, None
             if req.person_ids:
-                contact = req.contact
-                email = contact if contact and "@" in contact else None
-                code = await self._next_step_code(
-                    s, req, Intake(req.kind), email, None if email else contact
-                )
-            else:
-                code, email = None, None
-        if code and email:
-            await self.mailer.send(email, "Your privacy request code", f"Your code: {code}")
+                # The person confirms directly: the code goes to what is on file for them,
+                # never to the contact the agent typed.
+                typed = req.contact
+                email = typed if typed and "@" in typed else None
+                intake = Intake(req.kind, details=req.details)
+                channel, to = await self._on_file(s, req, intake, email, None if email else typed)
+                if channel is not None and to is not None:
+                    req.contact = self.db.vault.seal(req.id, req.organisation_id, to)
+                    code = await self._next_step_code(
+                        s,
+                        req,
+                        intake,
+                        to if channel == "email" else None,
+                        to if channel == "phone" else None,
+                    )
+        if code and to and "@" in to:
+            await self.mailer.send(to, "Your privacy request code", f"Your code: {code}")
         return await self._load(request_id)
 
     # --- review (the controller's decision) -----------------------------------------------------

@@ -110,7 +110,7 @@ class Visit(SiteScoped, Base):
     campaign: Mapped[dict[str, str]] = field(
         JSON, category="system.behaviour.campaign", retention="behaviour"
     )
-    conversation_id: Mapped[str | None] = field(String(32), nullable=True, **_ID)
+    conversation_id: Mapped[str | None] = field(String(32), nullable=True, index=True, **_ID)
     #: The page the visitor is on now, kept on the visit so the live list needs no join.
     last_path: Mapped[str | None] = field(
         String(512), nullable=True, category="system.behaviour.page", retention="behaviour"

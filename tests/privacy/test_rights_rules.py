@@ -1,0 +1,642 @@
+"""The privacy-request rules one by one, through the services on SQLite and PostgreSQL.
+
+Lifecycle and review (R47, R53), one-time codes, the same answer for an unknown identity, opt-out
+at once (R48), restriction (R55), correction sent to recipients (R52) and never verified with the
+field being corrected (R47), authorised agents (R49), legal holds (R41), deadlines, extensions
+and reminders (R46). Worlds and visitors are built as in ``test_rights_e2e.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+import confide.clock
+from confide.clock import FrozenClock, utcnow
+from confide.delivery.models import OutboxJob
+from confide.errors import Forbidden, InvalidInput, InvalidState
+from confide.ids import new_id
+from confide.leads.models import Lead, Person, PersonChange
+from confide.privacy import deadlines
+from confide.privacy.lifecycle import State, move
+from confide.privacy.models import ErasureTask, LegalHold, VerificationCode
+from confide.privacy.notify import COMPLAINT_ROUTE
+from confide.privacy.service import CODE_TTL, MAX_ATTEMPTS, Intake
+from confide.storage.scope import Scope
+from tests.leads.helpers import SmtpSink
+from tests.privacy.test_rights_e2e import (
+    World,
+    build_world,
+    count,
+    mailed_code,
+    mails_to,
+    run,
+    seed_subject,
+    verified_and_approved,
+)
+
+
+@pytest.fixture(scope="module")
+def smtp() -> Iterator[SmtpSink]:
+    with SmtpSink() as sink:
+        yield sink
+
+
+@pytest.fixture
+def frozen(monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
+    """Time stands still (every ``utcnow()`` in the process) until the test moves it."""
+    clock = FrozenClock(datetime.now(UTC).replace(microsecond=0))
+    monkeypatch.setattr(confide.clock, "clock", clock)
+    return clock
+
+
+#: The subject of the email that carries a one-time code (apart from the acknowledgement).
+CODE = "Your privacy request code"
+
+
+def _unknown() -> str:
+    return f"nobody-{new_id().lower()}@example.org"
+
+
+# --- lifecycle -----------------------------------------------------------------------------------
+
+ILLEGAL = [
+    (State.RECEIVED, State.APPROVED),
+    (State.RECEIVED, State.COMPLETE),
+    (State.IDENTITY_UNVERIFIED, State.APPROVED),
+    (State.IDENTITY_UNVERIFIED, State.COMPLETE),
+    (State.PENDING, State.IN_PROCESSING),
+    (State.PENDING, State.COMPLETE),
+    (State.APPROVED, State.DENIED),
+    (State.IN_PROCESSING, State.CANCELED),
+    (State.COMPLETE, State.IN_PROCESSING),
+    (State.COMPLETE, State.DENIED),
+    (State.DENIED, State.APPROVED),
+    (State.CANCELED, State.PENDING),
+]
+
+
+@pytest.mark.parametrize(("here", "there"), ILLEGAL, ids=lambda s: s.value)
+def test_illegal_moves_raise(here: State, there: State) -> None:
+    with pytest.raises(InvalidState, match=f"{here.value} cannot become {there.value}"):
+        move(here.value, there, verified=True, kind="access")
+
+
+@pytest.mark.parametrize(
+    ("here", "there"),
+    [
+        (State.IDENTITY_UNVERIFIED, State.PENDING),
+        (State.REQUIRES_INPUT, State.PENDING),
+        (State.PENDING, State.APPROVED),
+        (State.RECEIVED, State.IN_PROCESSING),
+    ],
+    ids=lambda s: s.value,
+)
+def test_nothing_is_decided_before_the_identity_is_verified(here: State, there: State) -> None:
+    for kind in ("access", "deletion", "correction", "restriction"):
+        with pytest.raises(InvalidState, match="not been verified"):
+            move(here.value, there, verified=False, kind=kind)
+        assert move(here.value, there, verified=True, kind=kind) is there
+
+
+def test_an_opt_out_needs_no_verification() -> None:
+    # An opt-out needs no verification (CCPA §7026).
+    assert move("received", State.IN_PROCESSING, verified=False, kind="opt_out") is (
+        State.IN_PROCESSING
+    )
+
+
+def test_review_follows_the_lifecycle(database_url: str, smtp: SmtpSink) -> None:
+    async def go() -> None:
+        w = await build_world(database_url, smtp)
+        try:
+            sub = await seed_subject(w, lead=False)
+            svc = w.ctx.privacy
+            req = await svc.submit(w.org_id, Intake("access", email=sub.email))
+            with pytest.raises(InvalidState):
+                await svc.approve(w.client, req.id)  # identity_unverified cannot be approved
+            with pytest.raises(InvalidInput, match="reason"):
+                await svc.deny(w.client, req.id, "  ")
+            await svc.verify(req.id, mailed_code(smtp, sub.email))
+            with pytest.raises(InvalidState):
+                await svc.verify(req.id, "000000")  # no longer waiting for a code
+            with pytest.raises(Forbidden):
+                await svc.approve(w.operator, req.id)  # the controller decides, not the operator
+            done = await svc.approve(w.client, req.id)
+            assert done.state == "complete"
+            for again in (svc.approve(w.client, req.id), svc.deny(w.client, req.id, "Too late")):
+                with pytest.raises(InvalidState, match="complete cannot become"):
+                    await again
+
+            other = await svc.submit(w.org_id, Intake("deletion", email=sub.email))
+            await svc.verify(other.id, mailed_code(smtp, sub.email))
+            denied = await svc.deny(w.client, other.id, "Records kept for a warranty claim")
+            assert denied.state == "denied" and denied.contact is None
+            answer = mails_to(smtp, sub.email)[-1]
+            assert "Records kept for a warranty claim" in answer and COMPLAINT_ROUTE in answer
+            assert await count(w, Person, Person.id == sub.person_id) == 1
+        finally:
+            await w.ctx.stop()
+
+    run(go())
+
+
+# --- verification codes --------------------------------------------------------------------------
+
+
+def test_five_wrong_codes_lock_the_code(database_url: str, smtp: SmtpSink) -> None:
+    async def go() -> None:
+        w = await build_world(database_url, smtp)
+        try:
+            sub = await seed_subject(w, lead=False)
+            req = await w.ctx.privacy.submit(w.org_id, Intake("deletion", email=sub.email))
+            code = mailed_code(smtp, sub.email)
+            wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+            for _ in range(MAX_ATTEMPTS):
+                with pytest.raises(InvalidInput, match="not right or has expired"):
+                    await w.ctx.privacy.verify(req.id, wrong)
+            with pytest.raises(InvalidInput, match="not right or has expired"):
+                await w.ctx.privacy.verify(req.id, code)  # the right code, too late
+            loaded = await w.ctx.privacy.detail(w.client, req.id)
+            assert loaded["state"] == "identity_unverified"
+            assert loaded["identity_verified_at"] is None
+            assert await count(w, Person, Person.id == sub.person_id) == 1
+        finally:
+            await w.ctx.stop()
+
+    run(go())
+
+
+def test_an_expired_code_is_refused_and_a_new_one_works(
+    database_url: str, smtp: SmtpSink, frozen: FrozenClock
+) -> None:
+    async def go() -> None:
+        w = await build_world(database_url, smtp)
+        try:
+            sub = await seed_subject(w, lead=False)
+            req = await w.ctx.privacy.submit(w.org_id, Intake("access", email=sub.email))
+            code = mailed_code(smtp, sub.email)
+            frozen.advance(CODE_TTL + timedelta(seconds=1))
+            with pytest.raises(InvalidInput, match="not right or has expired"):
+                await w.ctx.privacy.verify(req.id, code)
+            await w.ctx.privacy.resend_code(req.id)
+            fresh = mailed_code(smtp, sub.email)
+            verified = await w.ctx.privacy.verify(req.id, fresh)
+            assert verified.state == "pending"
+        finally:
+            await w.ctx.stop()
+
+    run(go())
+
+
+def test_an_unknown_identity_gets_the_same_answer_and_no_code(
+    database_url: str, smtp: SmtpSink, frozen: FrozenClock
+) -> None:
+    texts: list[tuple[str, str]] = []
+
+    async def go() -> None:
+        w = await build_world(database_url, smtp, sms=lambda to, text: texts.append((to, text)))
+        try:
+            sub = await seed_subject(w, lead=False)
+            nobody = _unknown()
+            known = await w.ctx.privacy.submit(w.org_id, Intake("access", email=sub.email))
+            unknown = await w.ctx.privacy.submit(w.org_id, Intake("access", email=nobody))
+            assert known.state == unknown.state == "identity_unverified"
+            assert unknown.person_ids == [] and known.person_ids == [sub.person_id]
+            assert await count(w, VerificationCode, VerificationCode.request_id == unknown.id) == 0
+            ack = [m for m in smtp.messages if m["To"] == sub.email and m["Subject"] != CODE]
+            (to_nobody,) = [m for m in smtp.messages if m["To"] == nobody]
+            assert ack[-1]["Subject"] == to_nobody["Subject"]
+            assert ack[-1].get_content() == to_nobody.get_content()
+            assert "Your code" not in to_nobody.get_content()  # no code for a stranger
+            code = mailed_code(smtp, sub.email)  # the code goes to the address on file
+            with pytest.raises(InvalidInput, match="not right or has expired"):
+                await w.ctx.privacy.verify(unknown.id, code)
+            # By phone: the same state, and nothing is texted to a number we do not hold.
+            by_phone = await w.ctx.privacy.submit(w.org_id, Intake("access", phone="07400 000 222"))
+            assert by_phone.state == "identity_unverified" and texts == []
+        finally:
+            await w.ctx.stop()
+
+    run(go())
+
+
+# --- opt-out and restriction ----------------------------------------------------------------------
+
+
+def test_an_opt_out_applies_at_once_without_verification(database_url: str, smtp: SmtpSink) -> None:
+    async def go() -> None:
+        w = await build_world(database_url, smtp)
+        try:
+            sub = await seed_subject(w)
+            req = await w.ctx.privacy.submit(w.org_id, Intake("opt_out", email=sub.email))
+            assert req.state == "complete" and req.identity_verified_at is None
+            assert req.due_at <= deadlines.add_business_days(req.received_at, 15)
+            assert await count(w, VerificationCode, VerificationCode.request_id == req.id) == 0
+            async with w.ctx.db.session(Scope.system(), read_only=True) as s:
+                person = await s.get(Person, sub.person_id)
+                lead = await s.get(Lead, sub.lead_id)
+            assert person is not None and person.sale_share_opt_out
+            assert lead is not None and lead.sale_share_opt_out
+        finally:
+            await w.ctx.stop()
+
+    run(go())
+
+
+def test_restriction_stops_every_later_hand_off(database_url: str, smtp: SmtpSink) -> None:
+    async def go() -> None:
+        w = await build_world(database_url, smtp)
+        try:
+            sub = await seed_subject(w, consent=False)  # a lead waiting for consent
+            assert sub.lead_id is not None
+            done = await verified_and_approved(w, Intake("restriction", email=sub.email))
+            assert done.state == "complete"
+            ctx, conv = w.ctx, sub.conversation_id
+            await ctx.leads.request_consent(w.operator, conv)
+            state = await ctx.leads.consent_state(conv)
+            assert state.request_id is not None
+            await ctx.leads.answer_consent(sub.actor, conv, state.request_id, "granted")
+            later = await ctx.leads.create_lead(w.operator, conv, purpose="finance")
+            await ctx.leads.deliver(w.client, sub.lead_id)
+            for lead_id in (sub.lead_id, later.id):
+                assert await count(w, OutboxJob, OutboxJob.lead_id == lead_id) == 0
+            async with ctx.db.session(Scope.system(), read_only=True) as s:
+                person = await s.get(Person, sub.person_id)
+                states = set(
+                    await s.scalars(
+                        select(Lead.delivery_state).where(Lead.person_id == sub.person_id)
+                    )
+                )
+            assert person is not None and person.restricted
+            assert states == {"withdrawn"}  # stored only: the rows remain
+        finally:
+            await w.ctx.stop()
+
+    run(go())
+
+
+# --- correction ----------------------------------------------------------------------------------
+
+
+def test_a_phone_correction_keeps_history_and_goes_to_each_recipient(
+    database_url: str, smtp: SmtpSink
+) -> None:
+    async def go() -> None:
+        w = await build_world(database_url, smtp, destinations=2)
+        try:
+            sub = await seed_subject(w)
+            late = await w.ctx.delivery_admin.add_destination(
+                Scope.system(),
+                organisation_id=w.org_id,
+                kind="email",
+                target=f"late-{new_id().lower()}@dealer.example",
+                region="UK",
+            )  # added after the lead went out: it never received it
+            req = await verified_and_approved(
+                w, Intake("correction", email=sub.email, details="phone: 07400 777 888")
+            )
+            assert req.state == "complete"
+            async with w.ctx.db.session(Scope.system(), read_only=True) as s:
+                person = await s.get(Person, sub.person_id)
+                changes = list(
+                    await s.scalars(
+                        select(PersonChange)
+                        .where(
+                            PersonChange.person_id == sub.person_id,
+                            PersonChange.field_name == "phone",
+                        )
+                        .order_by(PersonChange.id)
+                    )
+                )
+                jobs = list(
+                    await s.scalars(
+                        select(OutboxJob).where(
+                            OutboxJob.lead_id == sub.lead_id, OutboxJob.event == "lead.corrected"
+                        )
+                    )
+                )
+            assert person is not None and person.phone == "+447400777888"
+            assert person.phone_index == w.ctx.db.vault.blind_index("phone", "+447400777888")
+            assert [(c.value, c.source) for c in changes][-2:] == [
+                (sub.phone, "operator"),
+                ("+447400777888", "request"),
+            ]
+            assert sorted(j.destination_id for j in jobs) == sorted(w.destination_ids)
+            assert late.destination["id"] not in {j.destination_id for j in jobs}
+            before = len(smtp.messages)
+            await w.ctx.delivery.drain()
+            resent = [m for m in smtp.messages[before:] if m["Subject"].startswith("Corrected")]
+            assert len(resent) == len(w.destination_ids)
+        finally:
+            await w.ctx.stop()
+
+    run(go())
+
+
+def test_an_email_correction_is_verified_by_the_phone(database_url: str, smtp: SmtpSink) -> None:
+    texts: list[tuple[str, str]] = []
+
+    async def go() -> None:
+        w = await build_world(database_url, smtp, sms=lambda to, text: texts.append((to, text)))
+        try:
+            sub = await seed_subject(w, lead=False)
+            new_email = f"new-{new_id().lower()}@example.org"
+            mails_before = len(mails_to(smtp, sub.email))
+            req = await w.ctx.privacy.submit(
+                w.org_id,
+                Intake(
+                    "correction",
+                    email=sub.email,
+                    phone=sub.phone_typed,
+                    details=f"email: {new_email}",
+                ),
+            )
+            assert req.state == "identity_unverified"
+            acks = mails_to(smtp, sub.email)[mails_before:]
+            assert len(acks) == 1 and "Your code" not in acks[0]  # not by the field corrected
+            ((to, text),) = texts
+            assert to == sub.phone
+            code = re.search(r"\d{6}", text)
+            assert code
+            await w.ctx.privacy.verify(req.id, code.group(0))
+            done = await w.ctx.privacy.approve(w.client, req.id)
+            assert done.state == "complete"
+            async with w.ctx.db.session(Scope.system(), read_only=True) as s:
+                person = await s.get(Person, sub.person_id)
+            assert person is not None and person.email == new_email
+            assert person.email_index == w.ctx.db.vault.blind_index("email", new_email)
+        finally:
+            await w.ctx.stop()
+
+    run(go())
+
+
+def test_codes_and_results_go_only_to_contacts_on_file(database_url: str, smtp: SmtpSink) -> None:
+    """Someone who types a person's phone number and their own email gets neither the code nor
+    the export link: both go to what we hold for the person (R47)."""
+    texts: list[tuple[str, str]] = []
+
+    async def go() -> None:
+        w = await build_world(database_url, smtp, sms=lambda to, text: texts.append((to, text)))
+        try:
+            sub = await seed_subject(w, lead=False)
+            stranger = _unknown()
+            req = await w.ctx.privacy.submit(
+                w.org_id, Intake("access", email=stranger, phone=sub.phone_typed)
+            )
+            assert req.person_ids == [sub.person_id]  # matched by the phone alone
+            ((to, text),) = texts
+            assert to == sub.phone  # the number on file
+            code = re.search(r"\d{6}", text)
+            assert code
+            await w.ctx.privacy.verify(req.id, code.group(0))
+            done = await w.ctx.privacy.approve(w.client, req.id)
+            assert done.state == "complete"
+            to_stranger = mails_to(smtp, stranger)
+            assert len(to_stranger) == 1  # the acknowledgement only
+            assert "Your code" not in to_stranger[0] and "token=" not in to_stranger[0]
+            to, text = texts[-1]
+            assert to == sub.phone and "token=" in text  # the link, by text, to the number held
+        finally:
+            await w.ctx.stop()
+
+    run(go())
+
+
+def test_an_email_correction_code_goes_to_the_phone_on_file(
+    database_url: str, smtp: SmtpSink
+) -> None:
+    """Not to a number typed on the form: that would let anyone who knows the email redirect
+    it (R47)."""
+    texts: list[tuple[str, str]] = []
+
+    async def go() -> None:
+        w = await build_world(database_url, smtp, sms=lambda to, text: texts.append((to, text)))
+        try:
+            sub = await seed_subject(w, lead=False)
+            await w.ctx.privacy.submit(
+                w.org_id,
+                Intake(
+                    "correction",
+                    email=sub.email,
+                    phone="07400 000 111",
+                    details="email: thief@example.org",
+                ),
+            )
+            assert [to for to, _ in texts] == [sub.phone]
+        finally:
+            await w.ctx.stop()
+
+    run(go())
+
+
+# --- authorised agents ---------------------------------------------------------------------------
+
+
+def test_an_agent_needs_a_written_designation(database_url: str, smtp: SmtpSink) -> None:
+    async def go() -> None:
+        w = await build_world(database_url, smtp)
+        try:
+            sub = await seed_subject(w, lead=False)
+            svc = w.ctx.privacy
+            bare = await svc.submit(w.org_id, Intake("access", email=sub.email, channel="agent"))
+            assert bare.state == "requires_input"
+            assert await count(w, VerificationCode, VerificationCode.request_id == bare.id) == 0
+            with pytest.raises(InvalidState):
+                await svc.verify(bare.id, "123456")
+            with pytest.raises(InvalidInput):
+                await svc.provide_designation(bare.id, "me")
+            given = await svc.provide_designation(
+                bare.id, "Ann Agent, 1 High St, Leeds; signed permission attached"
+            )
+            assert given.state == "identity_unverified"
+            await svc.verify(bare.id, mailed_code(smtp, sub.email))
+
+            with_one = await svc.submit(
+                w.org_id,
+                Intake(
+                    "access",
+                    email=sub.email,
+                    channel="agent",
+                    agent_designation="Ann Agent, 1 High St, Leeds; signed permission attached",
+                ),
+            )
+            assert with_one.state == "identity_unverified"
+        finally:
+            await w.ctx.stop()
+
+    run(go())
+
+
+def test_an_agents_code_goes_to_the_person_on_file(database_url: str, smtp: SmtpSink) -> None:
+    """R49: without a power of attorney the person confirms directly, on a contact we hold."""
+    texts: list[tuple[str, str]] = []
+
+    async def go() -> None:
+        w = await build_world(database_url, smtp, sms=lambda to, text: texts.append((to, text)))
+        try:
+            sub = await seed_subject(w, lead=False)
+            agent = _unknown()
+            req = await w.ctx.privacy.submit(
+                w.org_id,
+                Intake("access", email=agent, phone=sub.phone_typed, channel="agent"),
+            )
+            assert req.state == "requires_input" and req.person_ids == [sub.person_id]
+            await w.ctx.privacy.provide_designation(
+                req.id, "Ann Agent, 1 High St, Leeds; signed permission attached"
+            )
+            assert not any("Your code" in body for body in mails_to(smtp, agent))
+            by_text = [to for to, _ in texts] == [sub.phone]
+            by_mail = any("Your code" in body for body in mails_to(smtp, sub.email))
+            assert by_text != by_mail  # exactly one channel, and one the person holds
+        finally:
+            await w.ctx.stop()
+
+    run(go())
+
+
+# --- legal hold ----------------------------------------------------------------------------------
+
+
+async def _hold(w: World, person_id: str) -> None:
+    """A legal hold on the person, with its owner, reason and review date (R41)."""
+    async with w.ctx.db.session(Scope.system()) as s:
+        s.add(
+            LegalHold(
+                id=new_id(),
+                organisation_id=w.org_id,
+                target_kind="person",
+                target_id=person_id,
+                owner="Legal team",
+                reason="warranty litigation",
+                review_at=utcnow() + timedelta(days=90),
+                created_at=utcnow(),
+            )
+        )
+
+
+def test_a_legal_hold_makes_the_deletion_partial(database_url: str, smtp: SmtpSink) -> None:
+    async def go() -> None:
+        w = await build_world(database_url, smtp)
+        try:
+            sub = await seed_subject(w)
+            await _hold(w, sub.person_id)
+            done = await verified_and_approved(w, Intake("deletion", email=sub.email))
+            assert done.state == "complete" and done.partial
+            async with w.ctx.db.session(Scope.system(), read_only=True) as s:
+                tasks = list(
+                    await s.scalars(select(ErasureTask).where(ErasureTask.request_id == done.id))
+                )
+                person = await s.get(Person, sub.person_id)
+            data_tasks = [t for t in tasks if t.method != "notice"]
+            assert data_tasks and all(t.state == "skipped" for t in data_tasks)
+            assert all("legal hold" in (t.reason or "") for t in data_tasks)
+            assert person is not None and person.email == sub.email  # kept, and readable
+            assert w.ctx.db.vault.store.subject_key(sub.actor.visitor_id) is not None
+            answer = mails_to(smtp, sub.email)[-1]
+            assert "legal hold" in answer and COMPLAINT_ROUTE in answer
+            # Nothing was erased, so no recipient is told it was.
+            assert not [t for t in tasks if t.method == "notice"]
+            notices = await count(
+                w, OutboxJob, OutboxJob.event == "lead.erased", OutboxJob.subject_ref == sub.lead_id
+            )
+            assert notices == 0
+        finally:
+            await w.ctx.stop()
+
+    run(go())
+
+
+# --- deadlines -----------------------------------------------------------------------------------
+
+
+def _at(y: int, m: int, d: int) -> datetime:
+    return datetime(y, m, d, 9, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("received", "due"),
+    [
+        (_at(2025, 1, 31), _at(2025, 2, 28)),
+        (_at(2024, 1, 31), _at(2024, 2, 29)),
+        (_at(2025, 3, 15), _at(2025, 4, 15)),
+        (_at(2025, 8, 31), _at(2025, 9, 30)),
+        (_at(2025, 12, 31), _at(2026, 1, 31)),
+    ],
+)
+def test_gdpr_due_is_one_calendar_month(received: datetime, due: datetime) -> None:
+    for kind in ("access", "deletion", "correction", "restriction"):
+        assert deadlines.due(received, "gdpr", kind) == due
+
+
+def test_ccpa_due_is_45_days_and_opt_out_15_business_days() -> None:
+    received = _at(2025, 1, 3)  # a Friday
+    assert deadlines.due(received, "ccpa", "access") == received + timedelta(days=45)
+    assert deadlines.extended(received, "ccpa") == received + timedelta(days=90)
+    assert deadlines.extended(received, "gdpr") == _at(2025, 4, 3)
+    for regime in deadlines.REGIMES:
+        opt_out = deadlines.due(received, regime, "opt_out")
+        assert opt_out == _at(2025, 1, 24)  # 3 working weeks later
+        assert opt_out.weekday() < 5 and opt_out <= received + timedelta(days=21)
+
+
+def test_an_extension_is_granted_once_within_the_first_period(
+    database_url: str, smtp: SmtpSink, frozen: FrozenClock
+) -> None:
+    async def go() -> None:
+        w = await build_world(database_url, smtp)
+        try:
+            sub = await seed_subject(w, lead=False)
+            svc = w.ctx.privacy
+            gdpr = await svc.submit(w.org_id, Intake("access", email=sub.email))
+            ccpa = await svc.submit(w.org_id, Intake("access", email=sub.email, regime="ccpa"))
+            with pytest.raises(InvalidInput):
+                await svc.extend(w.client, gdpr.id, "")
+            frozen.advance(timedelta(days=20))
+            longer = await svc.extend(w.client, gdpr.id, "Archive retrieval takes weeks")
+            assert longer.extended_due_at == deadlines.add_months(gdpr.received_at, 3)
+            notice = mails_to(smtp, sub.email)[-1]
+            assert "Archive retrieval takes weeks" in notice
+            assert longer.extended_due_at.date().isoformat() in notice
+            with pytest.raises(InvalidState, match="already extended"):
+                await svc.extend(w.client, gdpr.id, "Still more time please")
+            frozen.advance(timedelta(days=30))  # day 50: past CCPA's first 45 days
+            with pytest.raises(InvalidState, match="within the first period"):
+                await svc.extend(w.client, ccpa.id, "Archive retrieval takes weeks")
+        finally:
+            await w.ctx.stop()
+
+    run(go())
+
+
+def test_reminders_at_half_and_four_fifths_of_the_time(database_url: str, smtp: SmtpSink) -> None:
+    async def go() -> None:
+        w = await build_world(database_url, smtp, clients=2)
+        try:
+            sub = await seed_subject(w, lead=False)
+            req = await w.ctx.privacy.submit(w.org_id, Intake("deletion", email=sub.email))
+            span = req.due_at - req.received_at
+
+            def reminders() -> dict[str, list[str]]:
+                return {
+                    to: [b for b in mails_to(smtp, to) if req.id in b] for to in w.client_emails
+                }
+
+            for share, mark in ((0.4, ""), (0.55, "50 %"), (0.6, ""), (0.85, "80 %")):
+                before = reminders()
+                await w.ctx.privacy.remind(now=req.received_at + span * share)
+                await w.ctx.privacy.remind(now=req.received_at + span * share)  # no repeat
+                after = reminders()
+                for to in w.client_emails:
+                    new = after[to][len(before[to]) :]
+                    assert len(new) == (1 if mark else 0), (share, to, new)
+                    assert all(mark in body for body in new)
+        finally:
+            await w.ctx.stop()
+
+    run(go())
