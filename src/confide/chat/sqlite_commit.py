@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -65,7 +66,7 @@ class SqliteCommitter:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute("PRAGMA busy_timeout=0")  # we poll: see _begin_immediate
             conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it
             self._conn = conn
         return self._conn
@@ -88,7 +89,7 @@ class SqliteCommitter:
     def _commit(self, rows: list[Row], now: datetime) -> list[Outcome]:
         conn = self._connection()
         stamp = now.astimezone(UTC).replace(tzinfo=None).strftime(_FORMAT)
-        conn.execute("BEGIN IMMEDIATE")
+        _begin_immediate(conn)
         try:
             outcomes = self._write(conn, rows, stamp, now)
             conn.execute("COMMIT")
@@ -159,6 +160,29 @@ class SqliteCommitter:
             else:
                 outcomes.append(("closed",))
         return outcomes
+
+
+#: How long a message batch waits for another writer (a purge, a migration) before failing.
+LOCK_WAIT_S = 30.0
+
+
+def _begin_immediate(conn: sqlite3.Connection) -> None:
+    """Take the write lock, polling every millisecond.
+
+    SQLite's own busy handler sleeps in growing steps (up to 100 ms) and so misses the short
+    gaps between another writer's transactions (a purge in batches): messages waited seconds.
+    Polling takes the lock as soon as it is free, and waits long enough never to refuse a
+    message because a maintenance job is busy.
+    """
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.001)
 
 
 def _parse(text: str) -> datetime:
