@@ -287,9 +287,7 @@ READS: list[Case] = [
         lambda: (
             select(Conversation.id)
             .select_from(User)
-            .outerjoin(
-                Conversation, Conversation.visitor_id == func.replace(User.id, "u_", "v_")
-            )
+            .outerjoin(Conversation, Conversation.visitor_id == func.replace(User.id, "u_", "v_"))
             .where(Conversation.id.is_not(None))
         ),
         lambda v: set(v.conversations),

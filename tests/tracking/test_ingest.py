@@ -266,6 +266,41 @@ def test_no_cors_preflight_for_other_origins(env: Env) -> None:
         assert not [h for h in r.headers if h.startswith("access-control-")], origin
 
 
+def test_every_beacon_answer_has_the_security_headers(env: Env) -> None:
+    """/api/t is answered before the middleware stack (confide.web.beacon_asgi), with the
+    headers SecurityHeaders gives any JSON response, whatever the outcome."""
+    visit = new_id()
+    body = json.dumps({"site": env.notice_a, "visit": visit, "events": [pageview("/")]})
+    answers = {
+        "202": env.http.post("/api/t", content=body, headers=headers(NOTICE_A)),
+        "400": env.http.post("/api/t", content="nope", headers=headers(NOTICE_A)),
+        "403": env.http.post("/api/t", content=body, headers=headers(ORIGIN_B)),
+        "404": send(env, "no-such-site-key", NOTICE_A, [pageview("/")], visit=visit),
+        "413": env.http.post("/api/t", content="x" * 40_000, headers=headers(NOTICE_A)),
+        "204": preflight(env, NOTICE_A),
+        "405": env.http.get("/api/t", headers=headers(NOTICE_A)),
+    }
+    for status, r in answers.items():
+        assert r.status_code == int(status), (status, r.text)
+        assert r.headers["x-content-type-options"] == "nosniff", status
+        assert r.headers["referrer-policy"] == "strict-origin-when-cross-origin", status
+        assert r.headers["x-frame-options"] == "DENY", status
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"], status
+        assert "'nonce-" not in r.headers["content-security-policy"], status
+        if status != "204":
+            assert r.headers["content-type"] == "application/json", status
+            assert r.json()["detail"] if status != "202" else r.json()["accepted"] == 1
+    assert answers["403"].json() == {
+        "detail": "This origin may not send events for this site.",
+        "code": "forbidden",
+    }
+    assert answers["404"].json() == {"detail": "Unknown site key.", "code": "not_found"}
+    assert answers["405"].headers["allow"] == "POST, OPTIONS"
+    # the rest of the app is untouched by the dispatch: same headers, its own routing
+    assert env.http.get("/api/t/").status_code == 404
+    assert env.http.get("/healthz").headers["x-content-type-options"] == "nosniff"
+
+
 def test_a_known_address_gives_a_country(env: Env) -> None:
     visit = new_id()
     r = send(

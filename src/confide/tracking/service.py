@@ -9,6 +9,7 @@ granted, nothing for known bots. Writes go through :class:`TrackingWriter` (grou
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -27,7 +28,7 @@ from confide.storage.scope import Scope
 from confide.tracking.events import Beacon
 from confide.tracking.geo import GeoLocator
 from confide.tracking.models import Invitation, OptOut, PageView, Visit
-from confide.tracking.useragent import reduce
+from confide.tracking.useragent import Agent, reduce
 from confide.tracking.useragent import warm as warm_agents
 from confide.tracking.writer import Pending, TrackingWriter, Usage
 
@@ -82,16 +83,7 @@ class TrackingService:
             return result
         if not beacon.events or beacon.visit is None:
             return result
-        place = self.geo.locate(request.ip)
-        usage = Usage(
-            place.country,
-            place.region,
-            place.city,
-            agent.browser,
-            agent.browser_major,
-            agent.os,
-            agent.device,
-        )
+        usage = functools.partial(self._usage, request.ip, agent)  # only for a new visit
         future = asyncio.get_running_loop().create_future()
         visit, invite = await self.writer.submit(Pending(site, beacon, usage, future))
         if visit is not None:
@@ -112,6 +104,18 @@ class TrackingService:
                 ),
             ]
         return result
+
+    def _usage(self, ip: str | None, agent: Agent) -> Usage:
+        place = self.geo.locate(ip)
+        return Usage(
+            place.country,
+            place.region,
+            place.city,
+            agent.browser,
+            agent.browser_major,
+            agent.os,
+            agent.device,
+        )
 
     async def invite(
         self, scope: Scope, site_ids: frozenset[str], visit_id: str, text: str, from_name: str

@@ -17,6 +17,7 @@ from starlette.routing import WebSocketRoute
 from confide.logs import configure_logging
 from confide.settings import Settings
 from confide.web import errors
+from confide.web.beacon_asgi import BeaconDispatch
 from confide.web.context import AppContext
 from confide.web.routes import (
     accountability_api,
@@ -41,7 +42,9 @@ PACKAGE = Path(__file__).resolve().parent.parent
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> BeaconDispatch:
+    """The FastAPI app behind :class:`BeaconDispatch`, which answers the tracking beacon
+    (``/api/t``) before the middleware stack and hands everything else to the app."""
     settings = settings or Settings()
     configure_logging(settings.log_level)
     ctx = AppContext.build(settings)
@@ -92,10 +95,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # stacks alive for every socket's lifetime (about 12 KB per idle connection).
     app.router.routes.append(WebSocketRoute("/ws/widget", widget_socket))
     app.router.routes.append(WebSocketRoute("/ws/console", console_socket))
-    app.router.routes[:0] = tracking.routes  # the beacon: first match, no dependency machinery
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:
         return RedirectResponse("/console", status_code=303)
 
-    return app
+    return BeaconDispatch(app, ctx, hsts=settings.secure_cookies)

@@ -8,9 +8,8 @@ from datetime import date
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, Response
-from starlette.routing import Route
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
 
 from confide.clock import utcnow
 from confide.errors import Forbidden, InvalidInput
@@ -36,27 +35,37 @@ async def gpc_json() -> JSONResponse:
     )
 
 
-# --- the beacon: plain Starlette routes (registered in confide.web.app) ----------------------
+# --- the beacon: answered before the middleware stack (confide.web.beacon_asgi) ---------------
 #
 # ``POST /api/t`` is the busiest endpoint (a beacon per page view and every 15 s per visible
-# tab), so it skips FastAPI's dependency injection and is matched before every other route:
-# that halved the server's CPU per beacon (bench/ingest_load.py, 1 event per request: 708 ->
-# 374 us). It is not in the OpenAPI schema; docs/tracking.md is its contract.
+# tab), so it is not a route of the app at all: ``beacon_asgi.BeaconDispatch`` sends exactly
+# that path here before FastAPI's middleware, routing and dependency machinery, and these
+# functions only see what they need (the body, four headers, the client address). It is not in
+# the OpenAPI schema; docs/tracking.md is its contract.
 
 #: How long a browser may cache a preflight answer: 2 hours, the most Chromium honours
 #: (Firefox would keep it for up to 24).
 PREFLIGHT_MAX_AGE = 7200
 
+#: (status, JSON body or b"", extra headers): what the ASGI adapter sends.
+Reply = tuple[int, bytes, list[tuple[bytes, bytes]]]
 
-async def ingest(request: Request) -> Response:
+_PREFLIGHT_HEADERS = [
+    (b"access-control-allow-methods", b"POST"),
+    (b"access-control-allow-headers", b"Content-Type"),
+    (b"access-control-max-age", str(PREFLIGHT_MAX_AGE).encode()),
+    (b"vary", b"Origin"),
+]
+
+
+async def ingest(
+    ctx: AppContext, body: bytes, origin: str | None, request: TrackedRequest
+) -> Reply:
     """Body: JSON (``text/plain`` accepted, as ``navigator.sendBeacon`` sends it):
     ``{site, visit, visitor?, consent?, events: [{type: pageview|ping|leave|optout, ...}]}``.
     Each event is validated on its own; refused events are listed with their reasons. A beacon
-    refused as a whole (not JSON, a bad envelope, no valid event) is a 400 with the reason."""
-    ctx: AppContext = request.app.state.ctx
-    body = await _read_body(request)
-    if body is None:
-        return _json({"detail": f"The body is larger than {MAX_BODY_BYTES} bytes."}, 413)
+    refused as a whole (not JSON, a bad envelope, no valid event) is a 400 with the reason.
+    Raises :class:`Forbidden` for a foreign origin and ``NotFound`` for an unknown site key."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -66,87 +75,49 @@ async def ingest(request: Request) -> Response:
     except InvalidInput as exc:
         return _refused(exc.message)
     site = await ctx.sites.by_key(beacon.site)
-    origin = request.headers.get("origin")
     if not ctx.sites.origin_allowed(site, origin):
         raise Forbidden("This origin may not send events for this site.")
-    cors = {"Access-Control-Allow-Origin": origin or "", "Vary": "Origin"}
+    cors = [
+        (b"access-control-allow-origin", (origin or "").encode("latin-1")),
+        (b"vary", b"Origin"),
+    ]
     if not beacon.events:
         return _refused("No valid event.", beacon.rejected, cors)
-    result = await ctx.tracking.ingest(
-        site,
-        beacon,
-        TrackedRequest(
-            ip=request.client.host if request.client else None,
-            user_agent=request.headers.get("user-agent", ""),
-            dnt=request.headers.get("dnt") == "1",
-            gpc=request.headers.get("sec-gpc") == "1",
-        ),
-    )
+    result = await ctx.tracking.ingest(site, beacon, request)
     payload = {
         "accepted": result.accepted,
         "rejected": result.rejected,
         "honoured": result.honoured,
         "invite": result.invite,
     }
-    return _json(payload, 202, cors)
+    return 202, orjson.dumps(payload), cors
 
 
-async def preflight(request: Request) -> Response:
+async def preflight(ctx: AppContext, origin: str | None) -> Reply:
     """The CORS preflight a browser sends before a cross-origin ``application/json`` beacon
     (``text/plain`` from ``sendBeacon`` needs none). It carries no body, so no site key: it is
     answered for an origin that some site allows, and the POST is then checked against its own
     site. Any other origin gets a 403 without CORS headers, which the browser treats as a no."""
-    ctx: AppContext = request.app.state.ctx
-    origin = request.headers.get("origin")
     if not origin or not await _known_origins(ctx.sites).allows(origin):
         raise Forbidden("This origin may not send events.")
-    return Response(
-        status_code=204,
-        headers={
-            "Access-Control-Allow-Origin": origin,
-            "Access-Control-Allow-Methods": "POST",
-            "Access-Control-Allow-Headers": "Content-Type",
-            "Access-Control-Max-Age": str(PREFLIGHT_MAX_AGE),
-            "Vary": "Origin",
-        },
+    return (
+        204,
+        b"",
+        [(b"access-control-allow-origin", origin.encode("latin-1")), *_PREFLIGHT_HEADERS],
     )
 
 
-routes = [
-    Route("/api/t", ingest, methods=["POST"]),
-    Route("/api/t", preflight, methods=["OPTIONS"]),
-]
-
-
-async def _read_body(request: Request) -> bytes | None:
-    """The body, or None when it is over MAX_BODY_BYTES: refused on its ``Content-Length``
-    before a byte is read, else (a chunked body) as soon as the stream passes the limit. Reading
-    first and measuring after would let a client hold a request and its memory for any size."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+def too_large() -> Reply:
+    return 413, orjson.dumps({"detail": f"The body is larger than {MAX_BODY_BYTES} bytes."}), []
 
 
 def _refused(
     reason: str,
     rejected: list[dict[str, Any]] | None = None,
-    headers: dict[str, str] | None = None,
-) -> Response:
-    return _json({"detail": reason, "accepted": 0, "rejected": rejected or []}, 400, headers)
-
-
-def _json(payload: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        orjson.dumps(payload), status_code=status, media_type="application/json", headers=headers
-    )
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> Reply:
+    body = orjson.dumps({"detail": reason, "accepted": 0, "rejected": rejected or []})
+    return 400, body, headers or []
 
 
 class _KnownOrigins:
