@@ -113,13 +113,14 @@ def test_access_then_deletion(database_url: str, smtp: SmtpSink) -> None:
                     )
                     == 0
                 )
-                tasks = {
-                    t.store: t.state
-                    for t in await s.scalars(
-                        select(ErasureTask).where(ErasureTask.request_id == gone.id)
-                    )
-                }
+                rows = list(
+                    await s.scalars(select(ErasureTask).where(ErasureTask.request_id == gone.id))
+                )
+                tasks = {t.store: t.state for t in rows}
+                reasons = {t.store: t.reason for t in rows}
             assert tasks["keys"] == "done" and tasks["conversations"] == "done"
+            # The verifier tried the old ciphertexts after the keys were destroyed.
+            assert (reasons["keys"] or "").startswith("verified: ")
             unknown = await svc.submit(org_id, Intake("access", email="nobody@example.org"))
             assert unknown.state == "identity_unverified"  # the same answer as for a known one
         finally:

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from confide.audit import log as audit
@@ -115,6 +115,7 @@ async def erase(
     held = await holds(s, subject, now)
     if not any(k in held for k in ("person", "lead", "organisation")):
         await _erasure_notices(s, subject, request_id, now, notify)
+    samples = await _ciphertext_samples(s, subject)
     partial = False
     for store in stores():
         reason = next((held[k] for k in store.held_by if k in held), None)
@@ -145,19 +146,57 @@ async def erase(
                     subject_ref=hashlib.sha256(visitor_id.encode()).hexdigest()[:32],
                     purpose=f"erasure request {request_id} (crypto-shredding)",
                 )
+    verified = None if key_reason else _verify_shredded(vault, samples)
     s.add(
         ErasureTask(
             organisation_id=subject.organisation_id,
             request_id=request_id,
             store="keys",
             method="crypto-shred",
-            state="skipped" if key_reason else "done",
-            reason=key_reason,
+            state="skipped" if key_reason else ("done" if verified is not False else "failed"),
+            reason=key_reason
+            or (
+                f"verified: {len(samples)} sample ciphertext(s) taken before the erasure no "
+                "longer decrypt"
+                if verified
+                else "no ciphertext to verify"
+                if verified is None
+                else "a sample still decrypts: the key was not destroyed"
+            ),
             rows=shredded,
             finished_at=now,
         )
     )
     return partial or key_reason is not None
+
+
+async def _ciphertext_samples(s: AsyncSession, subject: Subject) -> list[str]:
+    """A few of the subject's sealed values as stored (raw SQL: no decryption), kept in memory
+    only, so the verifier can try them once the keys are gone (§4.4 of the requirements)."""
+    if not subject.conversation_ids:
+        return []
+    marks = ",".join(f":c{i}" for i in range(len(subject.conversation_ids[:50])))
+    params = {f"c{i}": c for i, c in enumerate(subject.conversation_ids[:50])}
+    rows = await s.execute(
+        text(f"SELECT text FROM messages WHERE conversation_id IN ({marks}) LIMIT 5"), params
+    )
+    return [r[0] for r in rows.all() if isinstance(r[0], str) and r[0].startswith("c1:")]
+
+
+def _verify_shredded(vault: Vault, samples: list[str]) -> bool | None:
+    """True when no sample decrypts any more; None when there was nothing to try."""
+    if not samples:
+        return None
+    vault.forget_cache()
+    return not any(_still_opens(vault, token) for token in samples)
+
+
+def _still_opens(vault: Vault, token: str) -> bool:
+    try:
+        vault.open(token)
+    except Exception:  # KeyDestroyed, InvalidTag: unreadable, as it must be
+        return False
+    return True
 
 
 async def _erasure_notices(
