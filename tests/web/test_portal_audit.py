@@ -41,3 +41,20 @@ def test_clients_see_their_own_trail_only(world: World, live_server: LiveServer)
     finally:
         for c in (admin, client_a, operator):
             c.close()
+
+
+def test_a_forged_non_ascii_csrf_token_is_refused_not_a_crash(
+    world: World, live_server: LiveServer
+) -> None:
+    """Bad input gets a clear error: a token that is not ASCII is a 403, never a 500."""
+    client = Console(live_server, world.client_a)
+    try:
+        client.http.headers["X-CSRF-Token"] = "forgé"
+        api = client.post(
+            "/api/destinations", json={"kind": "email", "target": "a@b.example", "region": "UK"}
+        )
+        assert api.status_code == 403
+        form = client.post("/console/logout", data={"csrf_token": "forgé"})
+        assert form.status_code in (303, 403) and form.status_code != 500
+    finally:
+        client.close()

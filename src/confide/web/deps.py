@@ -44,7 +44,7 @@ async def require_csrf(
     session: CurrentSession, x_csrf_token: Annotated[str | None, Header()] = None
 ) -> Principal:
     """Unsafe API calls carry the session's CSRF token in ``X-CSRF-Token``."""
-    if not x_csrf_token or not hmac.compare_digest(x_csrf_token, session[1]):
+    if not x_csrf_token or not hmac.compare_digest(x_csrf_token.encode(), session[1].encode()):
         raise Forbidden("Missing or wrong CSRF token (send the X-CSRF-Token header).")
     return session[0]
 

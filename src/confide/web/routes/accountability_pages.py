@@ -148,7 +148,7 @@ async def object_page(
     if isinstance(session, Response):
         return session
     principal, csrf = session
-    if not hmac.compare_digest(csrf_token, csrf):
+    if not hmac.compare_digest(csrf_token.encode(), csrf.encode()):
         return _error(request, Forbidden("This form had expired. Please try again."))
     acct = _acct(ctx)
     try:
@@ -273,7 +273,7 @@ async def subscribe(
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     expected = request.cookies.get(NEWSLETTER_CSRF, "")
-    if not expected or not hmac.compare_digest(expected, csrf_token):
+    if not expected or not hmac.compare_digest(expected.encode(), csrf_token.encode()):
         return _subscribe_form(
             request, ctx, error="This form had expired. Please try again.", email="", status=403
         )

@@ -75,7 +75,7 @@ async def login(
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not expected or not hmac.compare_digest(expected, csrf_token):
+    if not expected or not hmac.compare_digest(expected.encode(), csrf_token.encode()):
         return _login_page(
             request,
             ctx,
@@ -109,7 +109,7 @@ async def logout(
 ) -> Response:
     session = await _signed_in(request, ctx)
     if session is not None:
-        if not hmac.compare_digest(session[1], csrf_token):
+        if not hmac.compare_digest(session[1].encode(), csrf_token.encode()):
             raise Forbidden("Missing or wrong CSRF token.")
         await ctx.accounts.sign_out(request.cookies[SESSION_COOKIE])
     response = RedirectResponse("/console/login", status_code=303)

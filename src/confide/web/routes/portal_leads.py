@@ -324,7 +324,7 @@ async def lead(
 
 
 def _csrf_ok(session: tuple[Principal, str], token: str) -> bool:
-    return bool(token) and hmac.compare_digest(session[1], token)
+    return bool(token) and hmac.compare_digest(session[1].encode(), token.encode())
 
 
 @router.post("/leads/{lead_id}/status", response_class=HTMLResponse)
