@@ -238,14 +238,7 @@ class DeliveryWorker:
         if kind == "email":
             adf = render_adf(snapshot, provider_url=cfg.public_url or None)
             message = compose_lead_email(snapshot, sender=cfg.mail_from, recipient=target, adf=adf)
-            await send_email(
-                message,
-                host=cfg.smtp_host,
-                port=cfg.smtp_port,
-                starttls=cfg.smtp_starttls,
-                username=cfg.smtp_username or None,
-                password=cfg.smtp_password or None,
-            )
+            await self._smtp(message)
             return
         if kind == "webhook":
             if self._http is None:
@@ -269,14 +262,7 @@ class DeliveryWorker:
             message["X-Confide-Lead"] = notice.lead_id
             message["Auto-Submitted"] = "auto-generated"
             message.set_content(notice.text())
-            await send_email(
-                message,
-                host=cfg.smtp_host,
-                port=cfg.smtp_port,
-                starttls=cfg.smtp_starttls,
-                username=cfg.smtp_username or None,
-                password=cfg.smtp_password or None,
-            )
+            await self._smtp(message)
             return
         if self._http is None:
             self._http = httpx.AsyncClient(follow_redirects=False, timeout=10.0)
@@ -284,6 +270,17 @@ class DeliveryWorker:
             {"event": "lead.erased", "id": key, "lead_id": notice.lead_id, "text": notice.text()}
         )
         await post_webhook(target, secret or "", body, key, client=self._http, now=int(time.time()))
+
+    async def _smtp(self, message: EmailMessage) -> None:
+        cfg = self.settings
+        await send_email(
+            message,
+            host=cfg.smtp_host,
+            port=cfg.smtp_port,
+            starttls=cfg.smtp_starttls,
+            username=cfg.smtp_username or None,
+            password=cfg.smtp_password or None,
+        )
 
     def backoff(self, attempts: int) -> float:
         """Exponential backoff with 'equal jitter': half fixed, half random."""

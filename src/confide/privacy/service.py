@@ -194,21 +194,7 @@ class PrivacyService:
             return None  # nothing on file to send a code to: the same silence as no match
         # Results go only to the verified, on-file address (never to one just typed).
         req.contact = self.db.vault.seal(req.id, req.organisation_id, to)
-        code = f"{secrets.randbelow(1_000_000):06d}"
-        s.add(
-            VerificationCode(
-                organisation_id=req.organisation_id,
-                request_id=req.id,
-                code_hash=self._hash(req.id, code),
-                channel=channel,
-                expires_at=now + CODE_TTL,
-                attempts=0,
-            )
-        )
-        if channel == "phone":
-            self.sms(to, f"Your privacy request code: {code}")
-            return None
-        return code
+        return self._issue_code(s, req, channel, to)
 
     async def _on_file(
         self,
@@ -291,36 +277,31 @@ class PrivacyService:
                 .where(VerificationCode.request_id == request_id)
                 .values(used_at=utcnow())
             )
-            contact = req.contact
-            intake = Intake(req.kind, details=req.details)
-            email = contact if contact and "@" in contact else None
-            phone = None if email else contact
-            code = await self._next_step_code(s, req, intake, email, phone)
-        if code and email:
-            await self.mailer.send(email, "Your privacy request code", f"Your code: {code}")
+            contact = req.contact  # the verified, on-file channel chosen at intake
+            if not contact:
+                return
+            code = self._issue_code(s, req, "email" if "@" in contact else "phone", contact)
+        if code:
+            await self.mailer.send(contact, "Your privacy request code", f"Your code: {code}")
 
-    async def _next_step_code(
-        self,
-        s: AsyncSession,
-        req: PrivacyRequest,
-        intake: Intake,
-        email: str | None,
-        phone: str | None,
+    def _issue_code(
+        self, s: AsyncSession, req: PrivacyRequest, channel: str, to: str
     ) -> str | None:
+        """A one-time code for ``to``: texted at once to a phone; for an email, returned for the
+        caller to send after the commit (None when it went by text)."""
         code = f"{secrets.randbelow(1_000_000):06d}"
-        use_phone = email is None and phone is not None
         s.add(
             VerificationCode(
                 organisation_id=req.organisation_id,
                 request_id=req.id,
                 code_hash=self._hash(req.id, code),
-                channel="phone" if use_phone else "email",
+                channel=channel,
                 expires_at=utcnow() + CODE_TTL,
                 attempts=0,
             )
         )
-        if use_phone and phone:
-            self.sms(phone, f"Your privacy request code: {code}")
+        if channel == "phone":
+            self.sms(to, f"Your privacy request code: {code}")
             return None
         return code
 
@@ -347,13 +328,7 @@ class PrivacyService:
                 channel, to = await self._on_file(s, req, intake, email, None if email else typed)
                 if channel is not None and to is not None:
                     req.contact = self.db.vault.seal(req.id, req.organisation_id, to)
-                    code = await self._next_step_code(
-                        s,
-                        req,
-                        intake,
-                        to if channel == "email" else None,
-                        to if channel == "phone" else None,
-                    )
+                    code = self._issue_code(s, req, channel, to)
         if code and to and "@" in to:
             await self.mailer.send(to, "Your privacy request code", f"Your code: {code}")
         return await self._load(request_id)

@@ -40,11 +40,19 @@ CurrentSession = Annotated[tuple[Principal, str], Depends(get_session)]
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
+def tokens_match(expected: str | None, sent: str | None) -> bool:
+    """Constant-time CSRF token check. As bytes: ``compare_digest`` refuses non-ASCII text, and a
+    forged token may be anything (a 403, never a 500)."""
+    return bool(expected and sent) and hmac.compare_digest(
+        str(expected).encode(), str(sent).encode()
+    )
+
+
 async def require_csrf(
     session: CurrentSession, x_csrf_token: Annotated[str | None, Header()] = None
 ) -> Principal:
     """Unsafe API calls carry the session's CSRF token in ``X-CSRF-Token``."""
-    if not x_csrf_token or not hmac.compare_digest(x_csrf_token.encode(), session[1].encode()):
+    if not tokens_match(session[1], x_csrf_token):
         raise Forbidden("Missing or wrong CSRF token (send the X-CSRF-Token header).")
     return session[0]
 

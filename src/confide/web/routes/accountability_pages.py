@@ -12,7 +12,6 @@ mail clients call with ``List-Unsubscribe=One-Click``.
 
 from __future__ import annotations
 
-import hmac
 from datetime import date, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -26,7 +25,7 @@ from confide.accounts.models import Role
 from confide.accounts.principal import Principal
 from confide.errors import ConfideError, Forbidden
 from confide.ids import new_secret
-from confide.web.deps import Ctx
+from confide.web.deps import Ctx, tokens_match
 from confide.web.errors import TITLES, status_for
 from confide.web.routes.console import _page, _signed_in
 from confide.web.routes.portal import _check_role, _error
@@ -148,7 +147,7 @@ async def object_page(
     if isinstance(session, Response):
         return session
     principal, csrf = session
-    if not hmac.compare_digest(csrf_token.encode(), csrf.encode()):
+    if not tokens_match(csrf, csrf_token):
         return _error(request, Forbidden("This form had expired. Please try again."))
     acct = _acct(ctx)
     try:
@@ -273,7 +272,7 @@ async def subscribe(
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     expected = request.cookies.get(NEWSLETTER_CSRF, "")
-    if not expected or not hmac.compare_digest(expected.encode(), csrf_token.encode()):
+    if not tokens_match(expected, csrf_token):
         return _subscribe_form(
             request, ctx, error="This form had expired. Please try again.", email="", status=403
         )

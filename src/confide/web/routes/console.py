@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
@@ -13,7 +12,7 @@ from confide.accounts.passwords import MAX_PASSWORD_LENGTH
 from confide.accounts.principal import Principal
 from confide.errors import AuthenticationFailed, Forbidden, LockedOut
 from confide.ids import new_secret
-from confide.web.deps import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Ctx
+from confide.web.deps import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Ctx, tokens_match
 from confide.web.routes.widget import public_base
 from confide.web.viewmodels import HistoryItem, SiteItem
 
@@ -75,7 +74,7 @@ async def login(
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not expected or not hmac.compare_digest(expected.encode(), csrf_token.encode()):
+    if not tokens_match(expected, csrf_token):
         return _login_page(
             request,
             ctx,
@@ -109,7 +108,7 @@ async def logout(
 ) -> Response:
     session = await _signed_in(request, ctx)
     if session is not None:
-        if not hmac.compare_digest(session[1].encode(), csrf_token.encode()):
+        if not tokens_match(session[1], csrf_token):
             raise Forbidden("Missing or wrong CSRF token.")
         await ctx.accounts.sign_out(request.cookies[SESSION_COOKIE])
     response = RedirectResponse("/console/login", status_code=303)

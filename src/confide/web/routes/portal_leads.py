@@ -10,7 +10,6 @@ and a lead of another organisation is a 404 page.
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -23,7 +22,7 @@ from confide.accounts.principal import Principal
 from confide.clock import utcnow
 from confide.errors import ConfideError, InvalidInput, NotFound
 from confide.leads.records import STATUSES, TRANSITIONS
-from confide.web.deps import Ctx
+from confide.web.deps import Ctx, tokens_match
 from confide.web.errors import status_for
 from confide.web.routes.console import _page, _signed_in
 from confide.web.routes.portal import _check_role, _error, duration, key_label, slug
@@ -324,7 +323,7 @@ async def lead(
 
 
 def _csrf_ok(session: tuple[Principal, str], token: str) -> bool:
-    return bool(token) and hmac.compare_digest(session[1].encode(), token.encode())
+    return tokens_match(session[1], token)
 
 
 @router.post("/leads/{lead_id}/status", response_class=HTMLResponse)

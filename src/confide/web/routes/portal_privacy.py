@@ -9,7 +9,6 @@ typed. A request of another organisation is a 404 page.
 
 from __future__ import annotations
 
-import hmac
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -20,7 +19,7 @@ from confide.accounts.principal import Principal
 from confide.errors import ConfideError, NotFound
 from confide.privacy.lifecycle import TERMINAL, State
 from confide.web.context import AppContext
-from confide.web.deps import Ctx
+from confide.web.deps import Ctx, tokens_match
 from confide.web.errors import status_for
 from confide.web.routes.console import _page, _signed_in
 from confide.web.routes.portal import _error
@@ -254,7 +253,7 @@ async def _decide(
         return session
     principal = session[0]
     typed = {"reason": reason}
-    if not (csrf_token and hmac.compare_digest(session[1].encode(), csrf_token.encode())):
+    if not tokens_match(session[1], csrf_token):
         return await _detail_page(
             request, ctx, session, request_id, error=(action, EXPIRED), form=typed, status=403
         )
