@@ -67,7 +67,10 @@ from fastws import FastWS, connect_url
 
 mono = time.monotonic_ns
 TEXT_LEN = 100
-HDR = 32  # 8 hex index + 12 hex scheduled + 12 hex sent (ns since run start)
+#: 8 hex index, 12 hex scheduled, 12 hex sent (ns since run start), each followed by "g": hex
+#: fields side by side can read as a 13+ digit number that passes Luhn, which the server masks
+#: as a payment card (the message then looked undelivered).
+HDR = 35
 
 
 # --------------------------------------------------------------------------------------------
@@ -148,8 +151,8 @@ class Conn:
         text = f.get("text", "")
         try:
             k = int(text[0:8], 16)
-            sched = int(text[8:20], 16) + st.t0
-            sent = int(text[20:32], 16) + st.t0
+            sched = int(text[9:21], 16) + st.t0
+            sent = int(text[22:34], 16) + st.t0
         except ValueError:
             st.other_frames["operator:message(foreign)"] += 1
             return None
@@ -377,7 +380,7 @@ async def drive(
                 "type": "send",
                 "conversation": conv_ids[conv],
                 "client_id": f"m{k:08x}{rel_t:012x}",
-                "text": f"{k:08x}{rel_s:012x}{rel_t:012x}{pad}",
+                "text": f"{k:08x}g{rel_s:012x}g{rel_t:012x}g{pad}",
             }
             try:
                 sends[conv](dumps(frame))
@@ -530,6 +533,8 @@ def start_py_spy(srv: Server, args: argparse.Namespace, p: Point) -> subprocess.
     ]
     # --native cannot be combined with --nonblocking (py-spy pauses the process per sample then)
     cmd += ["--threads", "--native" if args.py_spy_native else "--nonblocking"]
+    if args.py_spy_gil:
+        cmd.append("--gil")  # only the thread holding the GIL: where the one core's time goes
     print(f"  py-spy -> {out}", flush=True)
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -905,6 +910,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="profile the server with py-spy during each point (collapsed stacks)",
     )
     p.add_argument("--py-spy-native", action="store_true", help="py-spy --native")
+    p.add_argument("--py-spy-gil", action="store_true", help="py-spy --gil (GIL holder only)")
     p.add_argument("--json", help="append result rows (JSON lines) to this file")
     return p.parse_args(argv)
 

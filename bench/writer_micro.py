@@ -55,7 +55,9 @@ async def _fixtures(
     refs = []
     for _ in range(conversations):
         actor, view, _token = await ctx.chat.open_conversation(site, None, None)
-        refs.append((actor, ConversationRef(view.id, view.organisation_id, view.site_id)))
+        refs.append(
+            (actor, ConversationRef(view.id, view.organisation_id, view.site_id, view.visitor_id))
+        )
     return ctx, refs
 
 

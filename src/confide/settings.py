@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     console_burst: int = 150
     #: Group commit: the writer waits at most this long to batch messages into one transaction.
     commit_window_ms: float = Field(default=0.0, ge=0.0, le=50.0)
+    #: Under load (the last commit ended less than this long ago) the writer gathers messages
+    #: for the rest of this time before committing: fewer, larger transactions when the CPU is
+    #: the limit; an idle server commits each message at once (docs/performance.md).
+    commit_busy_window_ms: float = Field(default=1.0, ge=0.0, le=50.0)
     commit_max_batch: int = Field(default=256, ge=1, le=5000)
     log_level: str = "INFO"
     #: A MaxMind-format (.mmdb) city database for region/city; country comes from a shipped one.

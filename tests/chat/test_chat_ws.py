@@ -212,3 +212,55 @@ def test_frames_before_hello_are_refused(world: World) -> None:
         await peer.close()
 
     run(scenario())
+
+
+def test_sender_gets_ack_as_its_copy_and_other_tabs_get_the_message(world: World) -> None:
+    """The ack is the sending socket's copy; every other socket, the sender's own tabs
+    included, gets the ``message`` (protocol: "send")."""
+
+    async def scenario() -> None:
+        op, _ = await agent(world.server, world.operator_a)
+        op_tab2, _ = await agent(world.server, world.operator_a)
+        v, _ = await visitor(world.server, world.site_a, ORIGIN_A)
+        conv, token = await open_chat(v)
+        await op.send(type="accept", conversation=conv, ref="a")
+        await op.expect("conversation", ref="a")
+        await op_tab2.send(type="join", conversation=conv, ref="j")
+        await op_tab2.expect("history", ref="j")
+        v_tab2, _ = await visitor(world.server, world.site_a, ORIGIN_A, token=token)
+        await v_tab2.send(type="open", ref="o2")
+        assert (await v_tab2.expect("conversation", ref="o2"))["conversation"]["id"] == conv
+
+        mine = client_id()
+        await op.send(type="send", conversation=conv, client_id=mine, text="Hello there")
+        ack = await op.expect("ack", client_id=mine)
+        assert ack["seq"] == 1
+        for peer in (op_tab2, v, v_tab2):
+            got = await peer.expect("message", client_id=mine)
+            assert (got["seq"], got["text"]) == (1, "Hello there")
+        with pytest.raises(TimeoutError):
+            await op.expect("message", timeout=0.5, client_id=mine)
+        for peer in (op, op_tab2, v, v_tab2):
+            await peer.close()
+
+    run(scenario())
+
+
+def test_close_right_behind_a_send_acts_after_the_message_is_stored(world: World) -> None:
+    """Acks come from the commit's callback while the socket reads on; a following frame
+    still acts after the messages before it (no "closed" error for a message sent first)."""
+
+    async def scenario() -> None:
+        v, _ = await visitor(world.server, world.site_a, ORIGIN_A)
+        conv, _ = await open_chat(v)
+        ids = [client_id() for _ in range(3)]
+        for cid in ids:
+            await v.send(type="send", conversation=conv, client_id=cid, text=f"msg {cid}")
+        await v.send(type="close", conversation=conv, ref="c")
+        seqs = [(await v.expect("ack", client_id=cid))["seq"] for cid in ids]
+        assert seqs == [1, 2, 3]
+        closed = await v.expect("conversation", ref="c")
+        assert closed["conversation"]["state"] == "closed"
+        await v.close()
+
+    run(scenario())

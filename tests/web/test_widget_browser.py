@@ -215,7 +215,8 @@ def test_chat_round_trip_survives_navigation_and_leaks_nothing_to_the_host(
     evil = '<img src=x onerror="parent.pwned=1">Yes, it is!'
     operator.send(type="send", conversation=cid, client_id="op-reply-0001", text=evil)
     wait_for(lambda: evil in bubbles(frame), what="the operator's reply")
-    reply = operator.expect("message", lambda f: f["client_id"] == "op-reply-0001")
+    # The sender's copy is its ack; the `message` broadcast goes to the other sockets only.
+    reply = operator.expect("ack", lambda f: f["client_id"] == "op-reply-0001")
     seen = operator.expect("seen", lambda f: f["role"] == "visitor")
     assert seen["seq"] == reply["seq"]  # the panel is open, so the visitor has seen it
     assert frame.query_selector("#msgs img") is None  # shown as text, never parsed

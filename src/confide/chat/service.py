@@ -258,8 +258,33 @@ class ChatService:
 
     # --- messages -------------------------------------------------------------------------
 
-    async def post(self, actor: Actor, ref: ConversationRef, client_id: str, text: str) -> Stored:
-        """Store a message; returns after commit (the caller acks then). Idempotent on client_id.
+    async def post(
+        self,
+        actor: Actor,
+        ref: ConversationRef,
+        client_id: str,
+        text: str,
+        origin: str | None = None,
+    ) -> Stored:
+        """Store a message; returns after commit (the caller acks then). Idempotent on client_id."""
+        return await self.submit(actor, ref, client_id, text, origin)
+
+    def submit(
+        self,
+        actor: Actor,
+        ref: ConversationRef,
+        client_id: str,
+        text: str,
+        origin: str | None = None,
+    ) -> asyncio.Future[Stored]:
+        """Queue a message for the writer; the future resolves after its commit.
+
+        Why not only ``post``: a socket acks from the future's callback and reads its next frame
+        meanwhile, instead of parking a coroutine stack per message until the commit (the writer
+        commits in arrival order, so a socket's messages keep their order either way).
+
+        ``origin`` is the sending socket: the ``ack`` is its copy, so the ``message`` broadcast
+        goes to everyone else (other tabs of the same person included), one frame fewer each.
 
         Payment card numbers are masked here, before anything is stored, shown or forwarded
         (on both sides): nobody should ever hold them, and a chat is no place for them.
@@ -271,7 +296,6 @@ class ChatService:
             role, author_id, name = "agent", actor.user_id, actor.name
         else:
             role, author_id, name = "visitor", None, actor.name or actor.label
-        loop = asyncio.get_running_loop()
         draft = Draft(
             ref.id,
             ref.organisation_id,
@@ -281,11 +305,12 @@ class ChatService:
             author_id,
             name,
             text,
-            loop.create_future(),
+            asyncio.get_running_loop().create_future(),
             notice,
             self.db.vault.seal(ref.visitor_id, ref.organisation_id, text),
+            origin,
         )
-        return await self.writer.submit(draft)
+        return self.writer.enqueue(draft)
 
     async def post_system(self, ref: ConversationRef, client_id: str, text: str) -> Stored:
         """A line in the transcript written by the product itself (consent questions, answers)."""
@@ -311,7 +336,7 @@ class ChatService:
         """Called by the writer after each commit: one event per new message."""
         for m in stored:
             channels = recipients.for_message(m.conversation_id, m.site_id, m.state == "waiting")
-            await self.broker.publish(Event(channels, message_frame(m)))
+            await self.broker.publish(Event(channels, message_frame(m), m.origin))
 
     @staticmethod
     def ack(m: Stored, ref: str | None) -> dict[str, object]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 import threading
 import time
@@ -40,8 +41,14 @@ class SqliteCommitter:
 
     CHECKPOINT_S = 0.5
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, inline: bool | None = None) -> None:
         self._path = path
+        #: Commit on the event loop's own thread when this process may use only one CPU: a
+        #: thread then buys no parallelism, only a hand-off and context switches per batch (and
+        #: GIL hand-backs that delay the loop). The commit itself takes tens of microseconds
+        #: (WAL, synchronous=NORMAL: no fsync); only waiting for another writer's lock would
+        #: block, and that wait always happens on the writer thread (``commit``).
+        self._inline = len(os.sched_getaffinity(0)) == 1 if inline is None else inline
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="confide-sqlite")
         self._conn: sqlite3.Connection | None = None
         self._stop = threading.Event()
@@ -72,6 +79,11 @@ class SqliteCommitter:
         return self._conn
 
     async def commit(self, rows: Sequence[Row], now: datetime) -> list[Outcome]:
+        if self._inline:
+            try:
+                return self._commit(list(rows), now, wait=False)
+            except _LockBusy:
+                pass  # another writer (a purge) holds the lock: wait for it off the loop
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._commit, list(rows), now)
 
@@ -86,10 +98,10 @@ class SqliteCommitter:
         self._stop.set()
         self._checkpointer.join(timeout=5)
 
-    def _commit(self, rows: list[Row], now: datetime) -> list[Outcome]:
+    def _commit(self, rows: list[Row], now: datetime, wait: bool = True) -> list[Outcome]:
         conn = self._connection()
         stamp = now.astimezone(UTC).replace(tzinfo=None).strftime(_FORMAT)
-        _begin_immediate(conn)
+        _begin_immediate(conn, LOCK_WAIT_S if wait else 0.0)
         try:
             outcomes = self._write(conn, rows, stamp, now)
             conn.execute("COMMIT")
@@ -166,7 +178,11 @@ class SqliteCommitter:
 LOCK_WAIT_S = 30.0
 
 
-def _begin_immediate(conn: sqlite3.Connection) -> None:
+class _LockBusy(sqlite3.OperationalError):
+    """The write lock is held by another connection and we were not to wait."""
+
+
+def _begin_immediate(conn: sqlite3.Connection, wait_s: float = LOCK_WAIT_S) -> None:
     """Take the write lock, polling every millisecond.
 
     SQLite's own busy handler sleeps in growing steps (up to 100 ms) and so misses the short
@@ -174,13 +190,17 @@ def _begin_immediate(conn: sqlite3.Connection) -> None:
     Polling takes the lock as soon as it is free, and waits long enough never to refuse a
     message because a maintenance job is busy.
     """
-    deadline = time.monotonic() + LOCK_WAIT_S
+    deadline = time.monotonic() + wait_s
     while True:
         try:
             conn.execute("BEGIN IMMEDIATE")
             return
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
+            if "locked" not in str(exc):
+                raise
+            if not wait_s:
+                raise _LockBusy(str(exc)) from None
+            if time.monotonic() > deadline:
                 raise
             time.sleep(0.001)
 

@@ -11,9 +11,18 @@ from typing import Any
 
 from confide.chat.writer import Stored
 
+_last_iso: tuple[datetime | None, str] = (None, "")
+
 
 def iso(at: datetime) -> str:
-    return at.isoformat().replace("+00:00", "Z")
+    """RFC 3339 in UTC with a "Z"; the last answer is kept (a batch's messages share a time)."""
+    global _last_iso
+    last, text = _last_iso
+    if at is last:
+        return text
+    text = at.isoformat().replace("+00:00", "Z")
+    _last_iso = (at, text)
+    return text
 
 
 @dataclass(frozen=True)

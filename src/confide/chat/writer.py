@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -57,6 +58,8 @@ class Draft:
     notice: str | None = None
     #: ``text`` sealed with the visitor's key: what is stored (``text`` is what is broadcast).
     sealed: str | None = None
+    #: The socket that sent it: its ``ack`` is its copy, so the broadcast skips it.
+    origin: str | None = None
 
     def stored_text(self) -> str:
         if self.sealed is None:
@@ -79,6 +82,7 @@ class Stored:
     #: The conversation's state when the message was committed (decides queue previews).
     state: str
     notice: str | None = None
+    origin: str | None = None
 
 
 OnCommitted = Callable[[list[Stored]], Awaitable[None]]
@@ -91,11 +95,14 @@ class MessageWriter:
         on_committed: OnCommitted,
         *,
         window_ms: float = 0.0,
+        busy_window_ms: float = 0.0,
         max_batch: int = 256,
     ) -> None:
         self._db = db
         self._on_committed = on_committed
         self._window = window_ms / 1000
+        self._busy_window = busy_window_ms / 1000
+        self._last_commit = -1.0
         self._max_batch = max_batch
         self._queue: list[Draft] = []
         self._wake = asyncio.Event()
@@ -123,20 +130,32 @@ class MessageWriter:
             self._sqlite.close()
 
     async def submit(self, draft: Draft) -> Stored:
+        return await self.enqueue(draft)
+
+    def enqueue(self, draft: Draft) -> asyncio.Future[Stored]:
+        """Queue ``draft`` for the next batch; its future resolves after the commit."""
         if self._task is None:
             raise RuntimeError("the message writer is not running")
         self._queue.append(draft)
         self._wake.set()
-        return await draft.future
+        return draft.future
 
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
             if self._window and len(self._queue) < self._max_batch:
                 await asyncio.sleep(self._window)
+            elif self._busy_window and len(self._queue) < self._max_batch:
+                # Busy: a commit ended moments ago. Gather what arrives in the rest of the
+                # window: per-batch costs (statements, WAL pages, wake-ups) then spread over
+                # more messages, at most ``busy_window`` of extra latency, and only under load.
+                since = time.monotonic() - self._last_commit
+                if since < self._busy_window:
+                    await asyncio.sleep(self._busy_window - since)
             self._wake.clear()
             while self._queue:
                 await self._flush()
+                self._last_commit = time.monotonic()
 
     async def _flush(self) -> None:
         batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
@@ -311,6 +330,7 @@ def _stored(d: Draft, seq: int, at: datetime, duplicate: bool, state: str) -> St
         duplicate,
         state,
         d.notice,
+        d.origin,
     )
 
 

@@ -70,6 +70,7 @@ class AppContext:
             db,
             chat.publish_committed,
             window_ms=settings.commit_window_ms,
+            busy_window_ms=settings.commit_busy_window_ms,
             max_batch=settings.commit_max_batch,
         )
         chat.attach_writer(writer)

@@ -1,9 +1,11 @@
 """One WebSocket connection: a bounded outbox, a sender task while there is something to send,
 and the frame loop.
 
-Why an outbox per socket: fan-out must never wait on one slow client. ``push`` only appends;
-a sender task, started when the outbox fills and ended when it is empty, writes to the network
-(an idle socket holds no task: memory per idle connection is a target, docs/performance.md).
+Why an outbox per socket: fan-out must never wait on one slow client. ``push`` writes at once
+when the server can take the frame without waiting (uvicorn buffers in the transport: the usual
+case, and a task per frame would cost more than the write); a frame the server makes wait, and
+every frame behind it, goes to the outbox, which a sender task drains and then ends (an idle
+socket holds no task: memory per idle connection is a target, docs/performance.md).
 A client that falls more than ``MAX_OUTBOX`` frames behind is disconnected (it reconnects and
 ``sync``s from the database), so one stuck browser costs bounded memory and never slows anyone else.
 """
@@ -15,7 +17,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -57,8 +59,49 @@ class Connection:
             self._outbox.clear()
             asyncio.get_running_loop().create_task(self._close(CLOSE_TOO_SLOW))
             return
+        if self._sender is None and not self._outbox:
+            self._send_now(text)
+            return
         self._outbox.append(text)
         if self._sender is None:
+            self._sender = asyncio.get_running_loop().create_task(self._drain())
+
+    def _send_now(self, text: str) -> None:
+        """Run the ASGI send without a task; if it has to wait, a task finishes it.
+
+        Stepping the coroutine by hand is what a task would do for its first step; most sends
+        complete in it (the frame lands in the transport's buffer), so no task is created.
+        """
+        step = self.ws.send_text(text)
+        try:
+            waiting = step.send(None)
+        except StopIteration:
+            return
+        except Exception:  # the peer went away; the frame loop sees the disconnect
+            self._closed = True
+            return
+        self._sender = asyncio.get_running_loop().create_task(self._finish(step, waiting))
+
+    async def _finish(self, step: Coroutine[Any, Any, None], waiting: Any) -> None:
+        """Carry a suspended send to its end (as its task would have), then drain the rest."""
+        try:
+            while True:
+                if waiting is None:
+                    await asyncio.sleep(0)  # a bare yield: give the loop a turn
+                else:
+                    with contextlib.suppress(Exception):
+                        await waiting  # its result or error is read by ``step`` itself
+                try:
+                    waiting = step.send(None)
+                except StopIteration:
+                    break
+        except Exception:
+            self._outbox.clear()
+        except BaseException:
+            step.close()
+            raise
+        self._sender = None
+        if self._outbox:
             self._sender = asyncio.get_running_loop().create_task(self._drain())
 
     def send(self, frame: dict[str, Any]) -> None:

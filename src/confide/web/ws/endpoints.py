@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 from starlette.websockets import WebSocket
@@ -10,8 +12,9 @@ from confide.accounts.principal import Principal
 from confide.chat import recipients
 from confide.chat.service import ConversationRef, VisitorActor
 from confide.chat.views import iso
+from confide.chat.writer import Stored
 from confide.clock import utcnow
-from confide.errors import AuthenticationFailed, NotFound
+from confide.errors import AuthenticationFailed, ConfideError, NotFound
 from confide.realtime.protocol import VERSION, Frame, ProtocolError
 from confide.realtime.ratelimit import TokenBucket
 from confide.sites.models import Site
@@ -19,6 +22,8 @@ from confide.tracking.geo import truncate as truncate_ip
 from confide.tracking.useragent import reduce as reduce_agent
 from confide.web.context import AppContext
 from confide.web.ws.connection import Connection
+
+log = logging.getLogger(__name__)
 
 CLOSE_UNAUTHORISED = 4401
 CLOSE_ORIGIN = 4403
@@ -49,6 +54,8 @@ class _Session:
         self.refs: dict[str, ConversationRef] = {}
         #: The browser sends Global Privacy Control (header or navigator signal).
         self.gpc = False
+        #: This socket's newest ``send`` not yet committed (acks come from its callback).
+        self.last_send: asyncio.Future[Stored] | None = None
 
     async def ref(self, actor: VisitorActor | Principal, conversation_id: str) -> ConversationRef:
         ref = self.refs.get(conversation_id)
@@ -63,12 +70,20 @@ class _Session:
         if frame.type == "ping":
             conn.send({"type": "pong", "at": iso(utcnow())})
             return True
+        if frame.type not in ("send", "typing"):
+            # Every other frame acts after this socket's messages are stored: a "close" or a
+            # "sync" right behind a "send" must see it (the writer commits in arrival order).
+            last = self.last_send
+            if last is not None and not last.done():
+                await asyncio.wait((last,))
         if frame.type not in ("send", "typing", "seen", "sync", "close"):
             return False
         ref = await self.ref(actor, data["conversation"])
         if frame.type == "send":
-            stored = await chat.post(actor, ref, data["client_id"], data["text"])
-            conn.send(chat.ack(stored, frame.ref))
+            client_id = data["client_id"]
+            stored = chat.submit(actor, ref, client_id, data["text"], conn.id)
+            stored.add_done_callback(lambda done: self._acked(done, frame.ref, client_id))
+            self.last_send = stored
         elif frame.type == "typing":
             await chat.typing(actor, ref, data["typing"], conn.id)
         elif frame.type == "seen":
@@ -83,6 +98,17 @@ class _Session:
                 reply["ref"] = frame.ref
             conn.send(reply)
         return True
+
+    def _acked(self, done: asyncio.Future[Stored], fref: str | None, client_id: str) -> None:
+        """Answer a ``send`` once its commit is decided: the ``ack``, or an error naming it."""
+        exc = done.exception()
+        if exc is None:
+            self.conn.send(self.ctx.chat.ack(done.result(), fref))
+        elif isinstance(exc, ConfideError):
+            self.conn.error(exc.code, exc.message, fref, client_id=client_id)
+        else:
+            log.error("send failed: %s", type(exc).__name__)
+            self.conn.error("internal", "The server failed; nothing was changed. Retry.", fref)
 
     async def send_history(
         self, actor: VisitorActor | Principal, ref: ConversationRef, after: int, fref: str | None
