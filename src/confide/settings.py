@@ -6,6 +6,8 @@ value cannot mean one thing in ``serve`` and another in ``demo``.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -41,10 +43,13 @@ class Settings(BaseSettings):
     console_burst: int = 150
     #: Group commit: the writer waits at most this long to batch messages into one transaction.
     commit_window_ms: float = Field(default=0.0, ge=0.0, le=50.0)
-    #: Under load (the last commit ended less than this long ago) the writer gathers messages
-    #: for the rest of this time before committing: fewer, larger transactions when the CPU is
-    #: the limit; an idle server commits each message at once (docs/performance.md).
+    #: Under load (the last commit ended less than this long ago) the message and tracking
+    #: writers gather for the rest of this time before committing: fewer, larger transactions
+    #: when the CPU is the limit; an idle server commits each write at once (performance.md).
     commit_busy_window_ms: float = Field(default=1.0, ge=0.0, le=50.0)
+    #: On SQLite, commit message and tracking batches on the event loop's thread ("on"), on a
+    #: writer thread ("off"), or inline exactly when the process has one CPU ("auto").
+    sqlite_inline: Literal["auto", "on", "off"] = "auto"
     commit_max_batch: int = Field(default=256, ge=1, le=5000)
     log_level: str = "INFO"
     #: A MaxMind-format (.mmdb) city database for region/city; country comes from a shipped one.

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import sqlite3
 import threading
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
+
+from confide.storage.sqlite_lock import LOCK_WAIT_S, LockBusy, begin_immediate, one_cpu
 
 _FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
@@ -43,12 +43,8 @@ class SqliteCommitter:
 
     def __init__(self, path: str, *, inline: bool | None = None) -> None:
         self._path = path
-        #: Commit on the event loop's own thread when this process may use only one CPU: a
-        #: thread then buys no parallelism, only a hand-off and context switches per batch (and
-        #: GIL hand-backs that delay the loop). The commit itself takes tens of microseconds
-        #: (WAL, synchronous=NORMAL: no fsync); only waiting for another writer's lock would
-        #: block, and that wait always happens on the writer thread (``commit``).
-        self._inline = len(os.sched_getaffinity(0)) == 1 if inline is None else inline
+        #: Commit on the event loop's thread when this process has one CPU (``one_cpu``).
+        self._inline = one_cpu() if inline is None else inline
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="confide-sqlite")
         self._conn: sqlite3.Connection | None = None
         self._stop = threading.Event()
@@ -73,7 +69,7 @@ class SqliteCommitter:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=0")  # we poll: see _begin_immediate
+            conn.execute("PRAGMA busy_timeout=0")  # we poll: see begin_immediate
             conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it
             self._conn = conn
         return self._conn
@@ -82,7 +78,7 @@ class SqliteCommitter:
         if self._inline:
             try:
                 return self._commit(list(rows), now, wait=False)
-            except _LockBusy:
+            except LockBusy:
                 pass  # another writer (a purge) holds the lock: wait for it off the loop
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._commit, list(rows), now)
@@ -101,7 +97,7 @@ class SqliteCommitter:
     def _commit(self, rows: list[Row], now: datetime, wait: bool = True) -> list[Outcome]:
         conn = self._connection()
         stamp = now.astimezone(UTC).replace(tzinfo=None).strftime(_FORMAT)
-        _begin_immediate(conn, LOCK_WAIT_S if wait else 0.0)
+        begin_immediate(conn, LOCK_WAIT_S if wait else 0.0)
         try:
             outcomes = self._write(conn, rows, stamp, now)
             conn.execute("COMMIT")
@@ -172,37 +168,6 @@ class SqliteCommitter:
             else:
                 outcomes.append(("closed",))
         return outcomes
-
-
-#: How long a message batch waits for another writer (a purge, a migration) before failing.
-LOCK_WAIT_S = 30.0
-
-
-class _LockBusy(sqlite3.OperationalError):
-    """The write lock is held by another connection and we were not to wait."""
-
-
-def _begin_immediate(conn: sqlite3.Connection, wait_s: float = LOCK_WAIT_S) -> None:
-    """Take the write lock, polling every millisecond.
-
-    SQLite's own busy handler sleeps in growing steps (up to 100 ms) and so misses the short
-    gaps between another writer's transactions (a purge in batches): messages waited seconds.
-    Polling takes the lock as soon as it is free, and waits long enough never to refuse a
-    message because a maintenance job is busy.
-    """
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc):
-                raise
-            if not wait_s:
-                raise _LockBusy(str(exc)) from None
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.001)
 
 
 def _parse(text: str) -> datetime:

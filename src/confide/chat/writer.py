@@ -96,6 +96,7 @@ class MessageWriter:
         *,
         window_ms: float = 0.0,
         busy_window_ms: float = 0.0,
+        inline: bool | None = None,
         max_batch: int = 256,
     ) -> None:
         self._db = db
@@ -111,7 +112,7 @@ class MessageWriter:
         self.messages = 0
         path = make_url(db.url).database if db.is_sqlite else None
         #: On SQLite, batches go through one sqlite3 call on a writer thread (sqlite_commit.py).
-        self._sqlite = SqliteCommitter(path) if path and path != ":memory:" else None
+        self._sqlite = SqliteCommitter(path, inline=inline) if path and path != ":memory:" else None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="confide-message-writer")

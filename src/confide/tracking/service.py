@@ -53,11 +53,19 @@ class Request:
 
 
 class TrackingService:
-    def __init__(self, db: Database, broker: Broker, geo: GeoLocator) -> None:
+    def __init__(
+        self,
+        db: Database,
+        broker: Broker,
+        geo: GeoLocator,
+        *,
+        busy_window_ms: float = 0.0,
+        inline: bool | None = None,
+    ) -> None:
         self.db = db
         self.broker = broker
         self.geo = geo
-        self.writer = TrackingWriter(db)
+        self.writer = TrackingWriter(db, busy_window_ms=busy_window_ms, inline=inline)
 
     def warm(self) -> None:
         """Load the geo database and compile the UA regexes now, not on a visitor's request."""

@@ -10,8 +10,8 @@ for messages. PostgreSQL keeps the SQLAlchemy driver. The SQL is the writer's, w
 tables and columns, datetimes as the ``YYYY-MM-DD HH:MM:SS.ffffff`` UTC text SQLAlchemy stores,
 booleans as 0/1, ``campaign`` as JSON text (``json.dumps``, as SQLAlchemy's JSON type does).
 
-The transaction takes the write lock at ``BEGIN IMMEDIATE`` and waits up to ``busy_timeout``
-for it, like every other writer (other processes, this process's SQLAlchemy units of work).
+The transaction takes the write lock at ``BEGIN IMMEDIATE``, polling for it while another writer
+holds it (``storage.sqlite_lock``), as the message writer does.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+
+from confide.storage.sqlite_lock import LOCK_WAIT_S, LockBusy, begin_immediate, one_cpu
 
 #: A statement a batch plan needs: (operation, argument). The driver sends back its result
 #: (the operations are listed in confide.tracking.writer).
@@ -93,15 +95,23 @@ _INSERT_PAGE = ("organisation_id", "site_id", "visit_id", "seq", "path", "title"
 
 
 class SqliteIngest:
-    """Runs batch plans on one sqlite3 connection owned by one thread."""
+    """Runs batch plans on one sqlite3 connection: on a writer thread, or inline on the event
+    loop when this process has one CPU (``one_cpu``; a locked database still waits on the
+    thread)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, inline: bool | None = None) -> None:
         self._path = path
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
+        self._inline = one_cpu() if inline is None else inline
 
     async def run(self, make_plan: Callable[[], Generator[Op, Any, R]]) -> R:
-        """Make the plan and run it, with its commit, on the writer thread."""
+        """Make the plan and run it, with its commit (inline, or on the writer thread)."""
+        if self._inline:
+            try:
+                return self._transaction(make_plan, wait=False)
+            except LockBusy:
+                pass  # another writer holds the lock: wait for it off the loop
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="confide-ingest")
         loop = asyncio.get_running_loop()
@@ -110,6 +120,9 @@ class SqliteIngest:
     async def close(self) -> None:
         executor, self._executor = self._executor, None
         if executor is None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
             return
 
         def _close() -> None:
@@ -126,13 +139,13 @@ class SqliteIngest:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute("PRAGMA busy_timeout=0")  # we poll: see begin_immediate
             self._conn = conn
         return self._conn
 
-    def _transaction(self, make_plan: Callable[[], Generator[Op, Any, R]]) -> R:
+    def _transaction(self, make_plan: Callable[[], Generator[Op, Any, R]], wait: bool = True) -> R:
         conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
+        begin_immediate(conn, LOCK_WAIT_S if wait else 0.0)
         try:
             plan = make_plan()
             result: Any = None

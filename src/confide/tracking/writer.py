@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -85,15 +86,25 @@ class TrackingWriter:
     """``sqlite3_thread=False`` keeps SQLAlchemy even on a SQLite file (the tests compare the
     two drivers on the same batches)."""
 
-    def __init__(self, db: Database, *, max_batch: int = 500, sqlite3_thread: bool = True) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        max_batch: int = 500,
+        sqlite3_thread: bool = True,
+        busy_window_ms: float = 0.0,
+        inline: bool | None = None,
+    ) -> None:
         self._db = db
         self._max_batch = max_batch
+        self._busy_window = busy_window_ms / 1000
+        self._last_commit = -1.0
         self._queue: list[Pending] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         path = make_url(db.url).database if db.is_sqlite and sqlite3_thread else None
         #: On SQLite (a file), a batch is one call on a sqlite3 writer thread (sqlite_ingest.py).
-        self._sqlite = SqliteIngest(path) if path and path != ":memory:" else None
+        self._sqlite = SqliteIngest(path, inline=inline) if path and path != ":memory:" else None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="confide-tracking-writer")
@@ -120,9 +131,16 @@ class TrackingWriter:
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
+            if self._busy_window and len(self._queue) < self._max_batch:
+                # Busy (a batch ended moments ago): gather for the rest of the window, as the
+                # message writer does (chat/writer.py): fewer, larger transactions under load.
+                since = time.monotonic() - self._last_commit
+                if since < self._busy_window:
+                    await asyncio.sleep(self._busy_window - since)
             self._wake.clear()
             while self._queue:
                 await self._flush()
+                self._last_commit = time.monotonic()
 
     async def _flush(self) -> None:
         batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]

@@ -71,6 +71,7 @@ class AppContext:
             chat.publish_committed,
             window_ms=settings.commit_window_ms,
             busy_window_ms=settings.commit_busy_window_ms,
+            inline=_inline(settings),
             max_batch=settings.commit_max_batch,
         )
         chat.attach_writer(writer)
@@ -88,7 +89,13 @@ class AppContext:
             SiteService(db),
             chat,
             writer,
-            TrackingService(db, broker, GeoLocator(settings.geoip_city_db or None)),
+            TrackingService(
+                db,
+                broker,
+                GeoLocator(settings.geoip_city_db or None),
+                busy_window_ms=settings.commit_busy_window_ms,
+                inline=_inline(settings),
+            ),
             reports,
             RollupTask(reports, interval_s=settings.rollup_interval_s),
             leads,
@@ -140,3 +147,8 @@ class AppContext:
     async def _publish_presence(self, site_id: str, online: bool) -> None:
         frame = {"type": "presence", "online": online}
         await self.broker.publish(Event((recipients.site_visitors(site_id),), frame))
+
+
+def _inline(settings: Settings) -> bool | None:
+    """``Settings.sqlite_inline`` as the writers take it (None: decide by the CPU count)."""
+    return {"on": True, "off": False}.get(settings.sqlite_inline)
