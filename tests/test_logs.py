@@ -191,7 +191,7 @@ def test_server_log_carries_no_message_text(chat_log: str) -> None:
 
 def test_access_log_carries_no_search_terms(chat_log: str) -> None:
     """Even at the default level: the access log records the path and query of every request."""
-    access = "\n".join(line for line in chat_log.splitlines() if "uvicorn.access" in line)
+    access = "\n".join(line for line in chat_log.splitlines() if "confide.access" in line)
     assert "GET /console/history" in access  # the searches were logged...
     for term in (VISITOR_EMAIL, VISITOR_NAME, PHONE_INTL):
         leaked = _leaked_lines(access, term)

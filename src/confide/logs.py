@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import logging
 import re
+import time
+import urllib.parse
+from collections.abc import Callable, MutableMapping
+from typing import Any
 
 _EMAIL = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}")
 #: Digit runs with phone punctuation. Dots are excluded so IP addresses and versions survive,
@@ -19,6 +23,8 @@ _MIN_PHONE_DIGITS = 7
 #: process id, not a phone number; numbers written the way people write phones are masked.
 _BARE_DIGITS_MIN = 9
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+#: Access logs: ours (confide.web.beacon_asgi writes it) and uvicorn's, should it be turned on.
+_ACCESS_LOGGERS = ("confide.access", "uvicorn.access")
 #: Third-party loggers whose DEBUG output carries SQL parameters or raw frames.
 _OWN_LOGGERS = ("confide",)
 
@@ -47,7 +53,7 @@ class RedactPersonalData(logging.Filter):
         if record.levelno < logging.INFO and not record.name.startswith(_OWN_LOGGERS):
             return False
         if (
-            record.name == "uvicorn.access"
+            record.name in _ACCESS_LOGGERS
             and isinstance(record.args, tuple)
             and len(record.args) >= 3
         ):
@@ -64,46 +70,62 @@ class RedactPersonalData(logging.Filter):
         return True
 
 
-class ThrottleBeaconAccess(logging.Filter):
-    """At most one access-log line per ``INTERVAL_S`` for successful beacons (``POST /api/t``
-    answered 2xx); the line that is written says how many were not.
+#: The access log's line, as uvicorn writes it: client, method, path?query, HTTP version, status.
+ACCESS_FORMAT = '%s - "%s %s HTTP/%s" %d'
 
-    Why: the beacon is most of the server's requests (one per page view and every 15 s per
-    visible tab), and a log line costs about a tenth of the server's CPU per beacon
-    (bench/ingest_load.py): the log shows that beacons flow and how many, without a line
-    each. Refused beacons (4xx, 5xx) and every other request are always logged. Nothing
-    personal either way: the address and query string are removed by
-    :class:`RedactPersonalData` on the handler.
+
+class AccessLog:
+    """The HTTP access log, written by the app (uvicorn's own is turned off in ``run_server``).
+
+    The same line as uvicorn's, on the logger ``confide.access``; :class:`RedactPersonalData`
+    removes the address and the query string from it, as it did from uvicorn's.
+    Why write it ourselves: successful beacons (``POST /api/t`` answered 2xx) are most of the
+    server's requests (one per page view and every 15 s per visible tab), and they get at most one
+    line per ``INTERVAL_S``, saying how many were not written. uvicorn made a log record for each
+    before a filter could drop it, about a tenth of the server's CPU per beacon
+    (bench/ingest_load.py); here the decision comes first. Refused beacons (4xx, 5xx) and every
+    other request get a line each.
     """
 
     INTERVAL_S = 1.0
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._log = logging.getLogger("confide.access")
+        self._clock = clock
         self._next = 0.0
         self._skipped = 0
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        # uvicorn: '%s - "%s %s HTTP/%s" %d' % (client, method, path?query, version, status)
-        args = record.args
-        if not (
-            isinstance(args, tuple)
-            and len(args) == 5
-            and args[2] == "/api/t"
-            and args[1] == "POST"
-            and isinstance(args[4], int)
-            and 200 <= args[4] < 300
-        ):
-            return True
-        if record.created < self._next:
+    def request(self, scope: MutableMapping[str, Any], status: int, skipped: int = 0) -> None:
+        if not self._log.isEnabledFor(logging.INFO):
+            return
+        client = scope.get("client")
+        path = urllib.parse.quote(scope["path"])
+        if scope.get("query_string"):
+            path = f"{path}?{scope['query_string'].decode('ascii', 'replace')}"
+        args = (
+            f"{client[0]}:{client[1]}" if client else "",
+            scope["method"],
+            path,
+            scope.get("http_version", "1.1"),
+            status,
+        )
+        if skipped:
+            self._log.info(ACCESS_FORMAT + " (+%d more since the last line)", *args, skipped)
+        else:
+            self._log.info(ACCESS_FORMAT, *args)
+
+    def beacon(self, scope: MutableMapping[str, Any], status: int) -> None:
+        """A beacon's line: every refusal; a success at most once per ``INTERVAL_S``."""
+        if not 200 <= status < 300:
+            self.request(scope, status)
+            return
+        now = self._clock()
+        if now < self._next:
             self._skipped += 1
-            return False
-        self._next = record.created + self.INTERVAL_S
-        if self._skipped:
-            record.msg = f"{record.msg} (+%d more since the last line)"
-            record.args = (*args, self._skipped)
-            self._skipped = 0
-        return True
+            return
+        self._next = now + self.INTERVAL_S
+        skipped, self._skipped = self._skipped, 0
+        self.request(scope, status, skipped)
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -118,6 +140,3 @@ def configure_logging(level: str = "INFO") -> None:
         logger = logging.getLogger(name)
         for h in logger.handlers:
             h.addFilter(RedactPersonalData())
-    access = logging.getLogger("uvicorn.access")
-    if not any(isinstance(f, ThrottleBeaconAccess) for f in access.filters):
-        access.addFilter(ThrottleBeaconAccess())

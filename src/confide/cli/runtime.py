@@ -77,6 +77,7 @@ def run_server(settings: Settings, host: str, port: int) -> None:
         host=host,
         port=port,
         log_config=None,
+        access_log=False,  # the app writes it (confide.logs.AccessLog): beacons are throttled
         ws_per_message_deflate=False,
         # Frames over 16 KB get an error frame from the protocol layer; only frames over 1 MiB
         # are cut off by the transport (close code 1009) before they are buffered whole.
