@@ -46,9 +46,10 @@ from confide.storage.scope import Scope
 from confide.tracking.models import PageView, Visit
 
 MINIMUM_MONTHS = 3
-#: Visits per behaviour transaction: about 5-10 ms of SQLite's single write lock, so the chat's
-#: commits slip in between (bench/purge_during_chat.py: 2,000 per transaction held it ~100 ms).
-BEHAVIOUR_BATCH = 200
+#: Visits per behaviour transaction (with their page views): about 5 ms of SQLite's single write
+#: lock, which is what a chat message may wait while a purge runs (bench/purge_during_chat.py:
+#: 200 per transaction held it ~20 ms, p99 19 ms during a million-row purge; 2,000 ~100 ms).
+BEHAVIOUR_BATCH = 50
 AFTER_CONTRACT_MONTHS = 3
 Progress = Callable[[str, int], None]
 

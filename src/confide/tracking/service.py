@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -61,8 +62,11 @@ class TrackingService:
         *,
         busy_window_ms: float = 0.0,
         inline: bool | None = None,
+        unwatched: Callable[[str], bool] = lambda _site_id: False,
     ) -> None:
         self.db = db
+        #: True when no agent can be watching a site's live visitors: the update is not built.
+        self._unwatched = unwatched
         self.broker = broker
         self.geo = geo
         self.writer = TrackingWriter(db, busy_window_ms=busy_window_ms, inline=inline)
@@ -97,6 +101,8 @@ class TrackingService:
         if visit is not None:
             result.accepted = len(beacon.events)
             result.invite = invite
+            if self._unwatched(site.id):
+                return result
             await self.broker.publish(
                 Event(
                     (recipients.site_agents(site.id),),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -16,7 +17,7 @@ from confide.delivery.worker import DeliveryWorker
 from confide.leads.records import LeadRecords
 from confide.leads.service import LeadService
 from confide.privacy.service import PrivacyService
-from confide.realtime.broker import Broker, Event, make_broker
+from confide.realtime.broker import Broker, Event, InProcessBroker, make_broker
 from confide.realtime.hub import Hub
 from confide.retention.purge import Purger
 from confide.retention.task import RetentionTask
@@ -95,6 +96,7 @@ class AppContext:
                 GeoLocator(settings.geoip_city_db or None),
                 busy_window_ms=settings.commit_busy_window_ms,
                 inline=_inline(settings),
+                unwatched=_unwatched(broker, hub),
             ),
             reports,
             RollupTask(reports, interval_s=settings.rollup_interval_s),
@@ -152,3 +154,11 @@ class AppContext:
 def _inline(settings: Settings) -> bool | None:
     """``Settings.sqlite_inline`` as the writers take it (None: decide by the CPU count)."""
     return {"on": True, "off": False}.get(settings.sqlite_inline)
+
+
+def _unwatched(broker: Broker, hub: Hub) -> Callable[[str], bool]:
+    """Whether certainly no agent anywhere watches a site's live visitors: one node (the
+    in-process broker) and none connected here. With Redis another node may have one."""
+    if isinstance(broker, InProcessBroker):
+        return lambda site_id: not hub.site_online(site_id)
+    return lambda _site_id: False
