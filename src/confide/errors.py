@@ -85,6 +85,11 @@ class RateLimited(ConfideError):
 
     code = "rate_limited"
 
+    def __init__(self, message: str = "", retry_after_s: int | None = None) -> None:
+        super().__init__(message)
+        #: Seconds until a retry can succeed (the ``Retry-After`` header), when known.
+        self.retry_after_s = retry_after_s
+
 
 class ConsentRequired(InvalidState):
     """The visitor has not consented in the chat to their details going to the client."""

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     #: writer thread ("off"), or inline exactly when the process has one CPU ("auto").
     sqlite_inline: Literal["auto", "on", "off"] = "auto"
     commit_max_batch: int = Field(default=256, ge=1, le=5000)
+    #: Public forms (privacy requests and codes, newsletter, offline enquiries): per network and
+    #: form, this many at once, refilled at ``public_form_per_hour`` (web/throttle.py).
+    public_form_burst: int = Field(default=10, ge=1)
+    public_form_per_hour: float = Field(default=30.0, gt=0.0)
     log_level: str = "INFO"
     #: A MaxMind-format (.mmdb) city database for region/city; country comes from a shipped one.
     geoip_city_db: str = ""

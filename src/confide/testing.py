@@ -104,6 +104,9 @@ class LiveServer:
             **os.environ,
             "CONFIDE_DATABASE_URL": self.database_url,
             "CONFIDE_LOG_LEVEL": "INFO",
+            # Tests drive the public forms far faster than people; tests/web/test_throttle.py
+            # sets its own limit.
+            "CONFIDE_PUBLIC_FORM_BURST": "10000",
             **self.env,
         }
         with open(self.log_path, "ab") as log:

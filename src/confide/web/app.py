@@ -37,6 +37,7 @@ from confide.web.routes import (
     widget,
 )
 from confide.web.security import SecurityHeaders
+from confide.web.throttle import FormThrottle
 from confide.web.ws.endpoints import console_socket, widget_socket
 
 PACKAGE = Path(__file__).resolve().parent.parent
@@ -71,6 +72,9 @@ def create_app(settings: Settings | None = None) -> BeaconDispatch:
         redoc_url=None,
     )
     app.state.ctx = ctx
+    app.state.form_throttle = FormThrottle(
+        settings.public_form_per_hour, settings.public_form_burst
+    )
     app.state.templates = Jinja2Templates(directory=PACKAGE / "templates")
     app.add_middleware(SecurityHeaders, hsts=settings.secure_cookies)
     errors.install(app)

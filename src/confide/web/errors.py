@@ -52,7 +52,7 @@ def status_for(exc: ConfideError) -> int:
 
 def _wants_html(request: Request) -> bool:
     path = request.url.path
-    return path.startswith(("/console", "/demo", "/widget/", "/portal"))
+    return path.startswith(("/console", "/demo", "/widget/", "/portal", "/privacy", "/newsletter"))
 
 
 def _render(request: Request, status: int, detail: str, code: str) -> Response:
@@ -78,7 +78,10 @@ def _render(request: Request, status: int, detail: str, code: str) -> Response:
 def install(app: FastAPI) -> None:
     @app.exception_handler(ConfideError)
     async def _domain(request: Request, exc: ConfideError) -> Response:
-        return _render(request, status_for(exc), exc.message, exc.code)
+        response = _render(request, status_for(exc), exc.message, exc.code)
+        if isinstance(exc, RateLimited) and exc.retry_after_s:
+            response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

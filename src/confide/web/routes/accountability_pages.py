@@ -30,6 +30,7 @@ from confide.web.errors import TITLES, status_for
 from confide.web.routes.console import _page, _signed_in
 from confide.web.routes.portal import _check_role, _error
 from confide.web.routes.widget import public_base
+from confide.web.throttle import limited
 
 router = APIRouter(include_in_schema=False)
 
@@ -264,7 +265,9 @@ async def subscribe_form(request: Request, ctx: Ctx) -> Response:
     return _subscribe_form(request, ctx, error=None, email="")
 
 
-@router.post("/newsletter/subscribe", response_class=HTMLResponse)
+@router.post(
+    "/newsletter/subscribe", response_class=HTMLResponse, dependencies=[limited("newsletter")]
+)
 async def subscribe(
     request: Request,
     ctx: Ctx,

@@ -25,6 +25,7 @@ from confide.privacy.models import PrivacyRequest
 from confide.privacy.service import RECEIVED, Intake
 from confide.web.context import AppContext
 from confide.web.deps import CsrfPrincipal, Ctx, CurrentPrincipal
+from confide.web.throttle import limited
 
 router = APIRouter(prefix="/api", tags=["privacy"])
 
@@ -163,6 +164,7 @@ class QueueOut(BaseModel):
     "/privacy/{organisation_id}/requests",
     status_code=202,
     summary="Make a privacy request (public)",
+    dependencies=[limited("privacy_request")],
 )
 async def make_request(ctx: Ctx, organisation_id: str, body: RequestIn) -> ReceivedOut:
     agent = bool((body.agent_designation or "").strip()) or body.power_of_attorney
@@ -181,7 +183,9 @@ async def make_request(ctx: Ctx, organisation_id: str, body: RequestIn) -> Recei
 
 
 @router.post(
-    "/privacy/requests/{request_id}/verify", summary="Verify a request with its one-time code"
+    "/privacy/requests/{request_id}/verify",
+    summary="Verify a request with its one-time code",
+    dependencies=[limited("privacy_code")],
 )
 async def verify_request(ctx: Ctx, request_id: str, body: CodeIn) -> StateOut:
     req = await ctx.privacy.verify(request_id, body.code)

@@ -45,6 +45,7 @@ from confide.web.errors import TITLES, status_for
 from confide.web.routes.console import _page
 from confide.web.routes.portal import duration
 from confide.web.routes.privacy_api import DESIGNATION_LIMIT, DETAILS_LIMIT, submit
+from confide.web.throttle import limited
 
 router = APIRouter(prefix="/privacy", include_in_schema=False)
 
@@ -268,7 +269,9 @@ async def site_form(request: Request, ctx: Ctx, site_key: str) -> Response:
         return error_page(request, exc)
 
 
-@router.post("/site/{site_key}", response_class=HTMLResponse)
+@router.post(
+    "/site/{site_key}", response_class=HTMLResponse, dependencies=[limited("privacy_request")]
+)
 async def site_send(request: Request, ctx: Ctx, site_key: str, form: FormData) -> Response:
     try:
         return await _send(request, ctx, await _site_org(ctx, site_key), form)
@@ -386,7 +389,11 @@ async def _act(
 FormText = Annotated[str, Form(max_length=FORM_LIMIT)]
 
 
-@router.post("/requests/{request_id}/verify", response_class=HTMLResponse)
+@router.post(
+    "/requests/{request_id}/verify",
+    response_class=HTMLResponse,
+    dependencies=[limited("privacy_code")],
+)
 async def verify(
     request: Request, ctx: Ctx, request_id: str, csrf_token: FormText = "", code: FormText = ""
 ) -> Response:
@@ -400,7 +407,11 @@ async def verify(
     )
 
 
-@router.post("/requests/{request_id}/resend", response_class=HTMLResponse)
+@router.post(
+    "/requests/{request_id}/resend",
+    response_class=HTMLResponse,
+    dependencies=[limited("privacy_code")],
+)
 async def resend(
     request: Request, ctx: Ctx, request_id: str, csrf_token: FormText = ""
 ) -> Response:
@@ -410,7 +421,11 @@ async def resend(
     )
 
 
-@router.post("/requests/{request_id}/designation", response_class=HTMLResponse)
+@router.post(
+    "/requests/{request_id}/designation",
+    response_class=HTMLResponse,
+    dependencies=[limited("privacy_request")],
+)
 async def designation(
     request: Request,
     ctx: Ctx,
@@ -639,7 +654,9 @@ async def organisation_form(request: Request, ctx: Ctx, organisation_id: str) ->
     return await _blank(request, ctx, organisation_id)
 
 
-@router.post("/{organisation_id}", response_class=HTMLResponse)
+@router.post(
+    "/{organisation_id}", response_class=HTMLResponse, dependencies=[limited("privacy_request")]
+)
 async def organisation_send(
     request: Request, ctx: Ctx, organisation_id: str, form: FormData
 ) -> Response:

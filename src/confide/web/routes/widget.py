@@ -13,6 +13,7 @@ from confide.errors import Forbidden, InvalidInput
 from confide.tracking.geo import truncate as truncate_ip
 from confide.tracking.useragent import reduce as reduce_agent
 from confide.web.deps import Ctx
+from confide.web.throttle import limited
 
 router = APIRouter()
 STATIC = Path(__file__).resolve().parent.parent.parent / "static"
@@ -84,7 +85,13 @@ class EnquiryOut(BaseModel):
     lead: bool = False
 
 
-@router.post("/api/widget/enquiry", status_code=201, tags=["widget"], summary="Leave a message")
+@router.post(
+    "/api/widget/enquiry",
+    status_code=201,
+    tags=["widget"],
+    summary="Leave a message",
+    dependencies=[limited("enquiry")],
+)
 async def enquiry(request: Request, ctx: Ctx, body: EnquiryIn) -> EnquiryOut:
     """The offline form: stored as a conversation waiting for an agent."""
     site = await ctx.sites.by_key(body.site)
