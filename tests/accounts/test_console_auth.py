@@ -276,3 +276,16 @@ def test_password_hash_is_argon2id(live_server: LiveServer, world: World) -> Non
         assert value.startswith("$argon2id$"), value[:20]
         assert account.password not in value
     assert len(set(stored.values())) == len(stored)  # salted: no two hashes alike
+
+
+def test_an_address_without_an_account_locks_out_the_same_way(browser: httpx.Client) -> None:
+    """The lockout must not tell anyone which addresses have an account: a stranger's address
+    gets 401 five times, then 429, exactly like a real account."""
+    nobody = "never-registered-lockout@example.com"
+    for attempt in range(5):
+        response = _sign_in(browser, nobody, f"guess-{attempt}")
+        assert response.status_code == 401, attempt
+        assert _error(response) == WRONG_CREDENTIALS
+    locked = _sign_in(browser, nobody, "guess-5")
+    assert locked.status_code == 429
+    assert "try again later" in _error(locked).lower()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import NoReturn
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, select
@@ -46,6 +48,7 @@ class AccountService:
         self.max_failures = max_failures
         self.lockout = lockout
         self.session_ttl = session_ttl
+        self._unknown = _UnknownAddresses(max_failures, lockout)
 
     async def create_organisation(self, name: str) -> Organisation:
         name = name.strip()
@@ -128,7 +131,12 @@ class AccountService:
                 s.add(SiteAssignment(user_id=user_id, site_id=site_id))
 
     async def sign_in(self, email: str, password: str) -> SignedIn:
-        """Check the password; lock the account after ``max_failures`` consecutive failures."""
+        """Check the password; lock the account after ``max_failures`` consecutive failures.
+
+        An address with no account gets the same answers at the same points (401, then 429
+        for the lockout period), counted in memory: otherwise the lockout itself would tell
+        anyone which addresses have an account.
+        """
         try:
             email = normalise_email(email)
         except InvalidInput:
@@ -137,14 +145,16 @@ class AccountService:
         now = utcnow()
         async with self.db.session(Scope.system()) as s:
             user = await s.scalar(select(User).where(User.email == email))
-            if user is not None and user.locked_until is not None and user.locked_until > now:
+            if user is None:
+                self._unknown.fail(email, now, password)  # raises
+            assert user is not None
+            if user.locked_until is not None and user.locked_until > now:
                 raise LockedOut()
-            if user is None or not verify_password(user.password_hash, password):
-                if user is not None:
-                    user.failed_logins += 1
-                    if user.failed_logins >= self.max_failures:
-                        user.locked_until = now + self.lockout
-                        user.failed_logins = 0
+            if not verify_password(user.password_hash, password):
+                user.failed_logins += 1
+                if user.failed_logins >= self.max_failures:
+                    user.locked_until = now + self.lockout
+                    user.failed_logins = 0
                 failed = True
             else:
                 failed = False
@@ -160,7 +170,7 @@ class AccountService:
                         expires_at=now + self.session_ttl,
                     )
                 )
-        if failed or user is None:
+        if failed:
             raise AuthenticationFailed()
         return SignedIn(token, csrf, await self.principal_for(user))
 
@@ -216,3 +226,30 @@ class AccountService:
         if user_id is None:
             raise NotFound("No such user.")
         return str(user_id)
+
+
+class _UnknownAddresses:
+    """Failed sign-ins for addresses with no account, counted like an account's (in memory,
+    per process, the least recently tried forgotten past ``MAX``; keyed by a hash)."""
+
+    MAX = 10_000
+
+    def __init__(self, max_failures: int, lockout: timedelta) -> None:
+        self._max_failures = max_failures
+        self._lockout = lockout
+        self._seen: OrderedDict[str, tuple[int, datetime | None]] = OrderedDict()
+
+    def fail(self, email: str, now: datetime, password: str) -> NoReturn:
+        key = secret_hash(email)
+        failures, locked_until = self._seen.pop(key, (0, None))
+        if locked_until is not None and locked_until > now:
+            self._seen[key] = (failures, locked_until)
+            raise LockedOut()
+        verify_password(None, password)  # the time a real check takes
+        failures += 1
+        if failures >= self._max_failures:
+            failures, locked_until = 0, now + self._lockout
+        self._seen[key] = (failures, locked_until)
+        if len(self._seen) > self.MAX:
+            self._seen.popitem(last=False)
+        raise AuthenticationFailed()
