@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import select
 
 import confide.clock
+from confide.chat.models import Message
 from confide.clock import FrozenClock, utcnow
 from confide.delivery.models import OutboxJob
 from confide.errors import Forbidden, InvalidInput, InvalidState
@@ -297,6 +298,8 @@ def test_a_phone_correction_keeps_history_and_goes_to_each_recipient(
                 target=f"late-{new_id().lower()}@dealer.example",
                 region="UK",
             )  # added after the lead went out: it never received it
+            # the visitor had also typed the (now wrong) number in the chat
+            await w.ctx.chat.post(sub.actor, sub.ref, f"ph-{new_id()}", f"Ring {sub.phone_typed}")
             req = await verified_and_approved(
                 w, Intake("correction", email=sub.email, details="phone: 07400 777 888")
             )
@@ -322,10 +325,22 @@ def test_a_phone_correction_keeps_history_and_goes_to_each_recipient(
                 )
             assert person is not None and person.phone == "+447400777888"
             assert person.phone_index == w.ctx.db.vault.blind_index("phone", "+447400777888")
-            assert [(c.value, c.source) for c in changes][-2:] == [
-                (sub.phone, "operator"),
+            # every change keeps its record, but the inaccurate values are gone (R52) ...
+            assert [(c.value, c.source) for c in changes] == [
+                ("[corrected]", "operator"),
+                ("[corrected]", "operator"),
                 ("+447400777888", "request"),
             ]
+            # ... from the transcript too: it shows [corrected] where the number was typed
+            async with w.ctx.db.session(Scope.system(), read_only=True) as s:
+                texts = list(
+                    await s.scalars(
+                        select(Message.text).where(Message.conversation_id == sub.ref.id)
+                    )
+                )
+            transcript = "\n".join(texts)
+            assert "Ring [corrected]" in transcript
+            assert sub.phone_typed not in transcript and sub.old_phone_typed not in transcript
             assert sorted(j.destination_id for j in jobs) == sorted(w.destination_ids)
             assert late.destination["id"] not in {j.destination_id for j in jobs}
             before = len(smtp.messages)

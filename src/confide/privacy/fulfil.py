@@ -15,7 +15,7 @@ from sqlalchemy import or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from confide.audit import log as audit
-from confide.chat.models import Conversation
+from confide.chat.models import Conversation, Message
 from confide.crypto.vault import Vault
 from confide.delivery.models import Destination, OutboxJob
 from confide.delivery.outbox import cancel_for_leads
@@ -23,12 +23,16 @@ from confide.errors import InvalidInput
 from confide.ids import new_id
 from confide.leads import consent as consent_rules
 from confide.leads import fields
+from confide.leads.detect import find_details
 from confide.leads.models import ConsentRecord, Lead, OnwardTransfer, Person, PersonChange
 from confide.privacy.models import ErasureTask, LegalHold
 from confide.privacy.registry import Subject, stores
+from confide.sites.models import Site
 from confide.tracking.models import Visit
 
 CORRECTABLE = ("name", "email", "phone", "address", "city", "postcode", "country")
+#: What a transcript shows where the visitor had typed a value they later corrected (R52).
+CORRECTED = "[corrected]"
 
 
 async def resolve(
@@ -288,17 +292,29 @@ def parse_correction(details: str) -> tuple[str, str]:
 async def correct(
     s: AsyncSession, subject: Subject, details: str, vault: Vault, now: datetime
 ) -> int:
-    """Apply the correction with history, and send corrected leads to recipients (R52)."""
+    """Apply the correction and send corrected leads to recipients (R52).
+
+    The inaccurate values go: earlier values of the field in the change history keep their
+    record (when, by whom) but read ``[corrected]``, and so does the transcript wherever the
+    visitor typed one in a chat: the old value can be neither read nor found.
+    """
     key, raw = parse_correction(details)
     persons = list(await s.scalars(select(Person).where(Person.id.in_(subject.person_ids))))
     for p in persons:
-        region = "GB"
+        site = await s.get(Site, p.site_id)
+        region = (site.country if site is not None else None) or "GB"
         value = fields.contact({key: raw}, region)[key]
         subject_key = p.visitor_id or p.id
+        earlier = {v for v in await _values_of(s, p, key) if v and v not in (value, CORRECTED)}
         setattr(p, key, vault.seal(subject_key, p.organisation_id, value))
         if key in ("email", "phone"):
             setattr(p, f"{key}_index", vault.blind_index(key, value))
         p.updated_at = now
+        await s.execute(
+            update(PersonChange)
+            .where(PersonChange.person_id == p.id, PersonChange.field_name == key)
+            .values(value=vault.seal(subject_key, p.organisation_id, CORRECTED))
+        )
         s.add(
             PersonChange(
                 organisation_id=p.organisation_id,
@@ -312,7 +328,77 @@ async def correct(
                 at=now,
             )
         )
+        if earlier:
+            await _scrub_transcripts(s, p, key, earlier, region, vault)
     return await _resend(s, subject, now)
+
+
+async def _values_of(s: AsyncSession, person: Person, key: str) -> list[str | None]:
+    """Every value the field has had: now, and in the change history."""
+    history = await s.scalars(
+        select(PersonChange.value).where(
+            PersonChange.person_id == person.id, PersonChange.field_name == key
+        )
+    )
+    return [getattr(person, key), *history]
+
+
+async def _scrub_transcripts(
+    s: AsyncSession, person: Person, key: str, wrong: set[str], region: str, vault: Vault
+) -> None:
+    """Replace the inaccurate values where the visitor typed them in their chats."""
+    conversations = list(
+        await s.scalars(
+            select(Conversation).where(
+                or_(
+                    Conversation.person_id == person.id,
+                    Conversation.visitor_id == (person.visitor_id or ""),
+                )
+            )
+        )
+    )
+    for conv in conversations:
+        for attr in ("visitor_name", "visitor_contact"):
+            if getattr(conv, attr) in wrong:
+                setattr(conv, attr, vault.seal(conv.visitor_id, conv.organisation_id, CORRECTED))
+        rows = await s.execute(
+            select(Message.id, Message.text).where(Message.conversation_id == conv.id)
+        )
+        for message_id, text_ in rows.all():
+            cleaned = _without(text_, key, wrong, region)
+            if cleaned != text_:
+                sealed = vault.seal(conv.visitor_id, conv.organisation_id, cleaned)
+                await s.execute(update(Message).where(Message.id == message_id).values(text=sealed))
+
+
+def _without(text_: str, key: str, wrong: set[str], region: str) -> str:
+    """``text_`` with every occurrence of a wrong value replaced: contact details as detected
+    (however they were typed: "07700 900123" is "+447700900123"), other fields as written."""
+    spans: list[tuple[int, int]] = []
+    if key in ("email", "phone", "postcode"):
+        kind = {"email": "email", "phone": "phone", "postcode": "postcode"}[key]
+        spans = [
+            (d.start, d.end)
+            for d in find_details(text_, region)
+            if d.kind == kind and d.normalised in wrong
+        ]
+    lowered = text_.lower()
+    for value in wrong:
+        if len(value) < 3:
+            continue
+        start = lowered.find(value.lower())
+        while start != -1:
+            spans.append((start, start + len(value)))
+            start = lowered.find(value.lower(), start + len(value))
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    for start, end in reversed(merged):
+        text_ = text_[:start] + CORRECTED + text_[end:]
+    return text_
 
 
 async def _resend(s: AsyncSession, subject: Subject, now: datetime) -> int:
