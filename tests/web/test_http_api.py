@@ -375,3 +375,24 @@ def test_enquiry_appears_in_the_operators_queue(http: httpx.Client, world: World
             await other.close()
 
     asyncio.run(scenario())
+
+
+def test_readyz_is_503_when_the_sqlite_file_is_deleted(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Delete the server's SQLite file under it: /readyz turns 503 (open connections would
+    still answer SELECT 1 from the unlinked file), /healthz stays 200."""
+    path = tmp_path_factory.mktemp("readyz-sqlite") / "gone.db"
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    server = LiveServer(url, tmp_path_factory.mktemp("readyz-sqlite-server")).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            assert client.get("/readyz").status_code == 200
+            path.unlink()
+            response = client.get("/readyz")
+            assert response.status_code == 503
+            assert response.json()["database"] == "unreachable"
+            assert client.get("/healthz").status_code == 200
+    finally:
+        server.stop()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from confide.web.deps import Ctx
 
@@ -18,9 +21,21 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", summary="The database is reachable", response_model=None)
 async def readyz(ctx: Ctx) -> JSONResponse:
+    unavailable = JSONResponse(
+        {"status": "unavailable", "database": "unreachable"}, status_code=503
+    )
+    if ctx.db.is_sqlite and not _sqlite_file_present(ctx.db.url):
+        # Open connections keep working on a deleted file (its inode lives on), so "SELECT 1"
+        # would pass while everything written from now on is lost with the last connection.
+        return unavailable
     try:
         async with ctx.db.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
     except Exception:
-        return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+        return unavailable
     return JSONResponse({"status": "ok", "database": "ok"})
+
+
+def _sqlite_file_present(url: str) -> bool:
+    path = make_url(url).database
+    return not path or path == ":memory:" or os.path.exists(path)
