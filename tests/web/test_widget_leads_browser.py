@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from confide.testing import session_cookie
-from tests.leads.helpers import Console
+from tests.leads.helpers import Console, SmtpSink
 from tests.web.browser_support import (
     PHONE,
     Demo,
@@ -51,8 +51,15 @@ ENQUIRY_CONSENT = "I agree that Main Street may contact me about my enquiry and 
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+def smtp() -> Iterator[SmtpSink]:
+    with SmtpSink() as sink:
+        yield sink
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory, smtp: SmtpSink) -> Iterator[Demo]:
     def with_policy(d: Demo) -> None:
+        d.server.env["CONFIDE_SMTP_PORT"] = str(smtp.port)  # transcripts by email
         # No service sets a site's policy link yet: write it before the server starts.
         path = d.server.database_url.removeprefix("sqlite:///")
         with sqlite3.connect(path) as db:
@@ -231,7 +238,11 @@ def test_declining_keeps_the_chat_working_and_card_numbers_are_masked(
 
 
 def test_rating_after_the_chat_is_closed(
-    visitor_page: Callable[..., Watched], demo: Demo, console: Console, online: None
+    visitor_page: Callable[..., Watched],
+    demo: Demo,
+    console: Console,
+    online: None,
+    smtp: SmtpSink,
 ) -> None:
     visitor = visitor_page()
     page = visitor.page
@@ -261,6 +272,22 @@ def test_rating_after_the_chat_is_closed(
 
     conv = console.get(f"/api/conversations/{cid}").json()["conversation"]
     assert conv["rating"] == {"score": 4, "comment": "Quick and friendly"}
+
+    # A copy of the chat by email, on request: a bad address is refused inline, then it goes.
+    before = len(smtp.messages)
+    address = frame.get_by_label("Email me a copy of this chat")
+    address.fill("ann at example")
+    frame.get_by_role("button", name="Send copy").click()
+    expect(frame.locator("#transcript-error")).to_contain_text("Please enter your email address")
+    expect(address).to_be_focused()
+    address.fill("ann@example.org")
+    address.press("Enter")
+    expect(frame.get_by_text("We've sent a copy to ann@example.org.")).to_be_visible()
+    shoot(page, "transcript-sent-desktop")
+    mail = smtp.messages[before]
+    assert mail["To"] == "ann@example.org"
+    assert "Thanks for the help earlier" in mail.get_content()
+    assert "4111" not in mail.get_content()  # the card number was masked before it was stored
     assert visitor.errors == []
 
 
@@ -286,6 +313,7 @@ def test_consent_and_rating_fit_a_phone(
     rating.get_by_role("radio", name="5 stars").click()  # on the star itself
     expect(rating.get_by_role("radio", name="5 stars")).to_be_checked()
     within_phone(frame.locator("#rate"))
+    within_phone(frame.locator("#transcript"))
     shoot(visitor.page, "rating-phone")
 
 

@@ -126,6 +126,7 @@ CLIENT_FRAMES: Final[dict[str, dict[str, Spec]]] = {
         "ping": {},
         "consent": {**_CONV, "request": (_is_id, True), "answer": (_is_answer, True)},
         "rate": {**_CONV, "score": (_is_score, True), "comment": (_is_comment, False)},
+        "transcript": {**_CONV, "email": (_is_detail, True)},
         "details": {
             **_CONV,
             "name": (_is_detail, False),

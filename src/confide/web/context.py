@@ -11,6 +11,7 @@ from confide.accountability.residency import require_storage_region
 from confide.accounts.service import AccountService
 from confide.chat import recipients
 from confide.chat.service import ChatService
+from confide.chat.transcript_mail import TranscriptMailer
 from confide.chat.writer import MessageWriter
 from confide.delivery.admin import DeliveryAdmin
 from confide.delivery.worker import DeliveryWorker
@@ -49,6 +50,7 @@ class AppContext:
     delivery_admin: DeliveryAdmin
     privacy: PrivacyService
     retention: RetentionTask
+    transcripts: TranscriptMailer
 
     @classmethod
     def build(cls, settings: Settings) -> AppContext:
@@ -110,6 +112,7 @@ class AppContext:
                 interval_s=settings.retention_interval_s,
                 also=privacy.remind,
             ),
+            TranscriptMailer(chat, settings),
         )
 
     async def start(self) -> None:

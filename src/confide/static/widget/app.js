@@ -329,6 +329,9 @@ const handlers = {
   details_saved(f) {
     if (f.ref === "details") detailsSaved();
   },
+  transcript_sent(f) {
+    if (f.ref === "transcript") transcriptSent();
+  },
   pong() {},
 };
 
@@ -713,8 +716,8 @@ function render() {
 // Each of these frames goes out with its kind as `ref`; the reply (or an error) with that ref
 // settles it. Until then its buttons are aria-disabled (not disabled, which would drop the focus)
 // and a second click does nothing: one click, one frame.
-const LEAD_REFS = ["consent", "rate", "details"];
-const LEAD_ERRORS = { consent: "consent-error", rate: "rate-error", details: "d-error" };
+const LEAD_REFS = ["consent", "rate", "details", "transcript"];
+const LEAD_ERRORS = { consent: "consent-error", rate: "rate-error", details: "d-error", transcript: "transcript-error" };
 const OFFLINE = "You're offline. Please try again in a moment.";
 const CARD_NOTE = "We removed a card number from your message. Please never share card details in chat.";
 const busy = new Set();
@@ -749,6 +752,7 @@ function settleAll() {
 function renderBusy() {
   const controls = {
     consent: ["consent-yes", "consent-no", "consent-withdraw"], rate: ["rate-send"], details: ["details-send"],
+    transcript: ["transcript-send"],
   };
   for (const [kind, ids] of Object.entries(controls)) {
     ids.forEach((id) => $(id).setAttribute("aria-disabled", String(busy.has(kind))));
@@ -849,6 +853,27 @@ function renderRating() {
   $("rate").hidden = !can || c.rated;
   $("rate-thanks").hidden = !can || !c.rated;
   if (hadFocus && !$("rate-thanks").hidden) $("rate-thanks").focus();
+  $("transcript").hidden = !can || !$("transcript-done").hidden;
+  if (!can) $("transcript-done").hidden = true;
+}
+
+// -- a copy of the chat by email (sent at once; the address is not kept) -----------------------
+function submitTranscript(e) {
+  e.preventDefault();
+  const email = $("t-email").value.trim();
+  if (!EMAIL.test(email)) {
+    formError("transcript-error", "Please enter your email address, like name@example.com.");
+    return $("t-email").focus();
+  }
+  leadSend("transcript", { type: "transcript", email });
+}
+
+function transcriptSent() {
+  settle("transcript");
+  $("transcript-done").textContent = `We've sent a copy to ${$("t-email").value.trim()}.`;
+  $("transcript").hidden = true;
+  $("transcript-done").hidden = false;
+  $("transcript-done").focus();
 }
 
 function litStars(n) {
@@ -942,6 +967,9 @@ function resetLeadForms() {
   $("rate").reset();
   litStars(0);
   formError("rate-error", "");
+  $("transcript").reset();
+  formError("transcript-error", "");
+  $("transcript-done").hidden = true;
   formError("consent-error", "");
   $("details-form").reset();
   setDetails(false);
@@ -952,6 +980,7 @@ function wireLeads() {
   $("consent-no").addEventListener("click", () => answerConsent("denied"));
   $("consent-withdraw").addEventListener("click", () => answerConsent("withdrawn"));
   $("rate").addEventListener("submit", submitRating);
+  $("transcript").addEventListener("submit", submitTranscript);
   $("rate").addEventListener("change", () => {
     litStars(pickedScore());
     formError("rate-error", "");

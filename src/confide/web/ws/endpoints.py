@@ -185,7 +185,7 @@ async def widget_socket(ws: WebSocket) -> None:
         if session.visitor is None:
             raise NotFound("No such conversation.")
         if not await session.common(session.visitor, frame):
-            await _widget_lead_frame(session, ws, frame)
+            await _widget_lead_frame(session, ws, frame, site)
 
     try:
         await conn.run(handle, "widget")
@@ -200,8 +200,9 @@ async def _send_consent(session: _Session, conversation_id: str) -> None:
         session.conn.send(state.frame(conversation_id))
 
 
-async def _widget_lead_frame(session: _Session, ws: WebSocket, frame: Frame) -> None:
-    """consent, rate and details: the visitor's side of lead capture."""
+async def _widget_lead_frame(session: _Session, ws: WebSocket, frame: Frame, site: Site) -> None:
+    """consent, rate and details: the visitor's side of lead capture; transcript: a copy of
+    the chat by email."""
     ctx, data, visitor = session.ctx, frame.data, session.visitor
     assert visitor is not None
     ref = await session.ref(visitor, data["conversation"])
@@ -221,6 +222,9 @@ async def _widget_lead_frame(session: _Session, ws: WebSocket, frame: Frame) -> 
     elif frame.type == "rate":
         view = await ctx.chat.rate(visitor, ref, data["score"], data.get("comment"))
         reply = {"type": "conversation", "conversation": view.for_visitor()}
+    elif frame.type == "transcript":
+        await ctx.transcripts.send(visitor, ref, data["email"], site.name)
+        reply = {"type": "transcript_sent", "conversation": ref.id}
     else:
         values = {k: v for k, v in data.items() if k != "conversation"}
         await ctx.leads.update_details(visitor, ref.id, values, source="widget")
