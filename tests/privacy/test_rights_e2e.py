@@ -486,12 +486,27 @@ def test_deletion_leaves_no_trace_but_the_request_record(
                 (dest, sub.lead_id, "pending")
             ]
             assert by_store[f"recipient:{dest}"].state == "done"
-            # And so is the organisation it was forwarded to at the visitor's request.
+            # And so is the organisation it was forwarded to at the visitor's request: through
+            # the outbox, committed with the erasure, sent by the worker, address then dropped.
             assert by_store["recipient_notification"].state == "done"
-            (notice,) = [
-                m for m in smtp.messages[mailed:] if m["To"] == "deals@northern-finance.example"
-            ]
+            onward_to = "deals@northern-finance.example"
+            assert not [m for m in smtp.messages[mailed:] if m["To"] == onward_to]
+            async with w.ctx.db.session(Scope.system(), read_only=True) as s:
+                (queued,) = list(
+                    await s.scalars(select(OutboxJob).where(OutboxJob.event == "transfer.erased"))
+                )
+            assert (queued.recipient, queued.subject_ref, queued.state) == (
+                onward_to,
+                sub.lead_id,
+                "pending",
+            )
+            await w.ctx.delivery.drain()
+            (notice,) = [m for m in smtp.messages[mailed:] if m["To"] == onward_to]
             assert "must now be erased" in notice.get_content()
+            assert "at the person's request" in notice.get_content()
+            async with w.ctx.db.session(Scope.system(), read_only=True) as s:
+                sent = await s.get(OutboxJob, queued.id)
+            assert sent is not None and (sent.state, sent.recipient) == ("done", None)
 
             # The request records stay (R54): blind indexes, no personal fields.
             vault = w.ctx.db.vault

@@ -70,12 +70,20 @@ class OutboxJob(OrgScoped, Base):
     organisation_id: Mapped[str] = field(
         ForeignKey("organisations.id", ondelete="CASCADE"), index=True, **_ID
     )
-    #: lead.created, lead.corrected, lead.erased (erasure notice).
+    #: lead.created, lead.corrected, lead.erased (erasure notice to a destination),
+    #: transfer.erased (erasure notice to an onward recipient, by email to ``recipient``).
     event: Mapped[str] = field(String(24), **_OPS)
     lead_id: Mapped[str | None] = field(
         ForeignKey("leads.id", ondelete="CASCADE"), nullable=True, index=True, **_ID
     )
-    destination_id: Mapped[str] = field(ForeignKey("destinations.id", ondelete="CASCADE"), **_ID)
+    #: None for a notice to an onward recipient, who is an address, not a destination.
+    destination_id: Mapped[str | None] = field(
+        ForeignKey("destinations.id", ondelete="CASCADE"), nullable=True, **_ID
+    )
+    #: An onward recipient's email address, kept only until their notice is sent.
+    recipient: Mapped[str | None] = field(
+        String(320), nullable=True, category="system.configuration", retention="contract"
+    )
     #: The lead a notice is about once the lead row itself is gone (erasure notices).
     subject_ref: Mapped[str | None] = field(String(32), nullable=True, **_ID)
     #: Receivers de-duplicate on this (sent as Idempotency-Key and as the payload id).

@@ -56,12 +56,19 @@ class ErasureNotice:
 
     lead_id: str
     organisation: str
+    #: Sent to an organisation the client forwarded the lead to at the person's request.
+    onward: bool = False
 
     def text(self) -> str:
+        how = (
+            f"{self.organisation} forwarded you lead {self.lead_id} at the person's request. "
+            if self.onward
+            else f"Lead {self.lead_id} ({self.organisation}). "
+        )
         return (
-            f"The person behind lead {self.lead_id} ({self.organisation}) asked for their personal "
-            "data to be erased. Please delete this lead and every copy of it from your systems "
-            "(CRM, inboxes, exports). No reply is needed. (GDPR Articles 17 and 19.)"
+            f"{how}The person behind it asked for their personal data to be erased: it must now "
+            "be erased. Please delete this lead and every copy of it from your systems (CRM, "
+            "inboxes, exports). No reply is needed. (GDPR Articles 17 and 19.)"
         )
 
 
@@ -200,7 +207,16 @@ class DeliveryWorker:
     ) -> tuple[str, str, str | None, str, LeadSnapshot | ErasureNotice]:
         async with self.db.session(Scope.system(), read_only=True) as s:
             job = await s.get(OutboxJob, job_id)
-            dest = await s.get(Destination, job.destination_id) if job else None
+            if job is not None and job.event == "transfer.erased":
+                if not job.recipient:
+                    raise Undeliverable("no address for the onward recipient")
+                org = await s.get(Organisation, job.organisation_id)
+                name = org.name if org else ""
+                notice = ErasureNotice(job.subject_ref or "?", name, onward=True)
+                return "email", job.recipient, None, job.idempotency_key, notice
+            dest = (
+                await s.get(Destination, job.destination_id) if job and job.destination_id else None
+            )
             if job is None or dest is None or not dest.enabled:
                 raise Undeliverable("the destination was removed or disabled")
             if job.event == "lead.erased":
@@ -311,6 +327,8 @@ class DeliveryWorker:
             row.next_attempt_at = now + timedelta(seconds=delay)
             if state == "done":
                 row.done_at = now
+            if state in ("done", "canceled"):
+                row.recipient = None  # an onward recipient's address: kept only until sent
             s.add(
                 DeliveryAttempt(
                     organisation_id=row.organisation_id,
@@ -331,7 +349,11 @@ class DeliveryWorker:
                     organisation_id=row.organisation_id,
                     subject_kind="lead",
                     subject_ref=row.lead_id or row.subject_ref,
-                    purpose=f"delivery to destination {row.destination_id}: {outcome}",
+                    purpose=(
+                        f"delivery to destination {row.destination_id}: {outcome}"
+                        if row.destination_id
+                        else f"erasure notice to an onward recipient: {outcome}"
+                    ),
                 )
         log.info("delivery job %s attempt %s: %s", job.id, job.attempts, outcome)
         if lead_id is not None and state in ("done", "dead") and self.on_lead_changed is not None:

@@ -7,7 +7,6 @@ registry, so a new store of personal data is exported and erased without touchin
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -100,16 +99,12 @@ async def holds(s: AsyncSession, subject: Subject, now: datetime) -> dict[str, s
     return out
 
 
-Notify = Callable[[str, str, str], Awaitable[bool]]
-
-
 async def erase(
     s: AsyncSession,
     subject: Subject,
     request_id: str,
     vault: Vault,
     now: datetime,
-    notify: Notify | None = None,
 ) -> bool:
     """Erase the subject store by store, recording one task each; True if anything was held.
 
@@ -118,7 +113,7 @@ async def erase(
     """
     held = await holds(s, subject, now)
     if not any(k in held for k in ("person", "lead", "organisation")):
-        await _erasure_notices(s, subject, request_id, now, notify)
+        await _erasure_notices(s, subject, request_id, now)
     samples = await _ciphertext_samples(s, subject)
     partial = False
     for store in stores():
@@ -208,9 +203,9 @@ async def _erasure_notices(
     subject: Subject,
     request_id: str,
     now: datetime,
-    notify: Notify | None,
 ) -> None:
-    """Recipients of the subject's data are told to erase it too (Art. 19, R29)."""
+    """Recipients of the subject's data are told to erase it too (Art. 19, R29), through the
+    outbox: destinations that received the lead, and onward recipients with an email address."""
     delivered = (
         await s.execute(
             select(OutboxJob.lead_id, OutboxJob.destination_id, OutboxJob.organisation_id)
@@ -250,27 +245,36 @@ async def _erasure_notices(
         await s.scalars(select(OnwardTransfer).where(OnwardTransfer.lead_id.in_(subject.lead_ids)))
     )
     for t in transfers:
-        sent = (
-            notify is not None
-            and "@" in t.recipient_contact
-            and await notify(
-                t.recipient_contact,
-                "Erasure notice",
-                f"{t.recipient_name}: a lead forwarded to you on {t.at.date().isoformat()} at the "
-                "person's request must now be erased: they asked for their personal data to be "
-                "deleted. Please delete it and every copy. (GDPR Articles 17 and 19.)",
+        emailed = "@" in t.recipient_contact
+        if emailed:
+            # Through the outbox, committed with the erasure: sent after it, retried until it
+            # goes, never sent for an erasure that rolled back.
+            s.add(
+                OutboxJob(
+                    organisation_id=t.organisation_id,
+                    event="transfer.erased",
+                    lead_id=None,
+                    subject_ref=t.lead_id,
+                    destination_id=None,
+                    recipient=t.recipient_contact,
+                    idempotency_key=f"{t.id}.transfer.erased",
+                    state="pending",
+                    attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
+                    updated_at=now,
+                )
             )
-        )
         s.add(
             ErasureTask(
                 organisation_id=t.organisation_id,
                 request_id=request_id,
                 store="recipient_notification",
                 method="notice",
-                state="done" if sent else "skipped",
+                state="done" if emailed else "skipped",
                 reason=(
-                    f"erasure notice emailed to {t.recipient_name}"
-                    if sent
+                    f"erasure notice queued by email to {t.recipient_name}"
+                    if emailed
                     else f"no email address for {t.recipient_name}: the client notifies them "
                     f"at {t.recipient_contact}"
                 ),

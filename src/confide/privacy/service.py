@@ -440,7 +440,7 @@ class PrivacyService:
             req.export_expires_at = now + EXPORT_TTL
             return "export ready for download", token
         if kind == "deletion":
-            req.partial = await fulfil.erase(s, subject, req.id, vault, now, self.mailer.send)
+            req.partial = await fulfil.erase(s, subject, req.id, vault, now)
             return ("partly erased (legal hold)" if req.partial else "erased"), None
         if kind == "correction":
             sent = await fulfil.correct(s, subject, req.details or "", vault, now)
