@@ -237,3 +237,31 @@ def test_phone_stacks_the_list_and_the_pane(
     expect(page.locator(".sidebar")).to_be_visible()
     expect(item.locator(".conv-item")).to_be_focused()
     assert_clean(op, visitor)
+
+
+def test_client_staff_reach_their_leads_and_the_bar_fits_a_phone(
+    operator_page: Callable[..., Watched], demo: Demo
+) -> None:
+    """Client staff have one more section (their leads, in the portal) than operators; on a
+    360 px phone the sections scroll inside the bar instead of widening the page."""
+    from confide.storage.scope import Scope
+
+    site = off_loop(
+        lambda: demo.server.service(lambda ctx: ctx.sites.get(Scope.system(), demo.site_id))
+    )
+    staff = off_loop(
+        lambda: demo.server.create_user(
+            "client", org=site.organisation_id, sites=[demo.site_id], name="Cara Client"
+        )
+    )
+    phone = operator_page(PHONE, account=staff)
+    nav = phone.page.get_by_role("navigation", name="Console")
+    expect(nav.get_by_role("link", name="Reports")).to_be_attached()
+    assert phone.page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    expect(phone.page.get_by_role("button", name="Sign out")).to_be_in_viewport(ratio=1)
+
+    desk = operator_page(account=staff)
+    desk.page.get_by_role("navigation", name="Console").get_by_role("link", name="Leads").click()
+    desk.page.wait_for_url("**/portal/leads")
+    expect(desk.page.get_by_role("heading", level=1)).to_be_visible()
+    assert_clean(phone, desk)
