@@ -7,6 +7,7 @@ classified into a channel.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from urllib.parse import parse_qsl, urlsplit
 
 #: Query keys kept (campaign attribution); everything else in a query string is dropped.
@@ -58,7 +59,16 @@ SOCIAL_MEDIUMS = frozenset({"social", "social-media", "sm"})
 
 
 def clean_path(url_or_path: str) -> tuple[str, dict[str, str]]:
-    """``/stock/123?email=a@b.c&utm_source=x#top`` → (``/stock/123``, ``{"utm_source": "x"}``)."""
+    """``/stock/123?email=a@b.c&utm_source=x#top`` → (``/stock/123``, ``{"utm_source": "x"}``).
+
+    A copy of the kept query: the cached answer must not be changed by a caller."""
+    path, kept = _clean_path(url_or_path)
+    return path, dict(kept)
+
+
+@lru_cache(maxsize=4096)
+def _clean_path(url_or_path: str) -> tuple[str, dict[str, str]]:
+    """Cached: a site's visitors view the same few hundred pages, and every beacon names one."""
     parts = urlsplit(url_or_path.strip())
     path = parts.path or "/"
     if not path.startswith("/"):
