@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from confide.storage.migrate import upgrade
-from confide.storage.sqlite_lock import LockBusy, begin_immediate
+from confide.storage.sqlite_writer import LockBusy, begin_immediate
 from tests.chat.helpers import agent, client_id, open_chat, visitor
 from tests.conftest import ORIGIN_A, World
 
@@ -85,8 +85,8 @@ def test_begin_immediate_without_waiting_reports_a_held_lock(tmp_path: Path) -> 
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA busy_timeout=0")
     with HeldLock(path), pytest.raises(LockBusy):
-        begin_immediate(conn, 0.0)
-    begin_immediate(conn, 0.0)  # free again: taken at once
+        begin_immediate(conn, wait=False)
+    begin_immediate(conn, wait=False)  # free again: taken at once
     conn.execute("ROLLBACK")
 
 

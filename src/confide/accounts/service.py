@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NoReturn
@@ -21,6 +20,7 @@ from confide.accounts.principal import Principal
 from confide.clock import utcnow
 from confide.errors import AuthenticationFailed, Conflict, InvalidInput, LockedOut, NotFound
 from confide.ids import new_id, new_secret, secret_hash
+from confide.lru import LruDict
 from confide.sites.models import Site
 from confide.storage.engine import Database
 from confide.storage.scope import Scope
@@ -237,11 +237,11 @@ class _UnknownAddresses:
     def __init__(self, max_failures: int, lockout: timedelta) -> None:
         self._max_failures = max_failures
         self._lockout = lockout
-        self._seen: OrderedDict[str, tuple[int, datetime | None]] = OrderedDict()
+        self._seen: LruDict[str, tuple[int, datetime | None]] = LruDict(self.MAX)
 
     def fail(self, email: str, now: datetime, password: str) -> NoReturn:
         key = secret_hash(email)
-        failures, locked_until = self._seen.pop(key, (0, None))
+        failures, locked_until = self._seen.get(key, (0, None))
         if locked_until is not None and locked_until > now:
             self._seen[key] = (failures, locked_until)
             raise LockedOut()
@@ -250,6 +250,4 @@ class _UnknownAddresses:
         if failures >= self._max_failures:
             failures, locked_until = 0, now + self._lockout
         self._seen[key] = (failures, locked_until)
-        if len(self._seen) > self.MAX:
-            self._seen.popitem(last=False)
         raise AuthenticationFailed()

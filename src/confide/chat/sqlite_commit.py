@@ -11,7 +11,6 @@ same ``YYYY-MM-DD HH:MM:SS.ffffff`` UTC text SQLAlchemy stores for datetimes.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sqlite3
 import threading
@@ -20,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from confide.storage.sqlite_lock import LOCK_WAIT_S, LockBusy, begin_immediate, one_cpu
+from confide.storage.sqlite_writer import begin_immediate, connect, one_cpu, run_batch
 
 _FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
@@ -65,23 +64,11 @@ class SqliteCommitter:
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=0")  # we poll: see begin_immediate
-            conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it
-            self._conn = conn
+            self._conn = connect(self._path, checkpoints=False)  # the checkpointer thread does it
         return self._conn
 
     async def commit(self, rows: Sequence[Row], now: datetime) -> list[Outcome]:
-        if self._inline:
-            try:
-                return self._commit(list(rows), now, wait=False)
-            except LockBusy:
-                pass  # another writer (a purge) holds the lock: wait for it off the loop
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._commit, list(rows), now)
+        return await run_batch(self._inline, self._executor, self._commit, list(rows), now)
 
     def close(self) -> None:
         def _close() -> None:
@@ -97,7 +84,7 @@ class SqliteCommitter:
     def _commit(self, rows: list[Row], now: datetime, wait: bool = True) -> list[Outcome]:
         conn = self._connection()
         stamp = now.astimezone(UTC).replace(tzinfo=None).strftime(_FORMAT)
-        begin_immediate(conn, LOCK_WAIT_S if wait else 0.0)
+        begin_immediate(conn, wait)
         try:
             outcomes = self._write(conn, rows, stamp, now)
             conn.execute("COMMIT")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import smtplib
 import time
-from collections import OrderedDict
 from email.message import EmailMessage
 
 from email_validator import EmailNotValidError, validate_email
@@ -23,6 +22,7 @@ from confide.chat.service import ChatService, ConversationRef, VisitorActor
 from confide.chat.views import MessageView
 from confide.delivery.email import send_email
 from confide.errors import ConfideError, InvalidInput, RateLimited
+from confide.lru import LruDict
 from confide.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,8 @@ class TranscriptMailer:
     def __init__(self, chat: ChatService, settings: Settings) -> None:
         self.chat = chat
         self.settings = settings
-        self._sent: OrderedDict[str, list[float]] = OrderedDict()
+        #: Conversation id -> when copies were sent (the most recently used 10,000).
+        self._sent: LruDict[str, list[float]] = LruDict(10_000)
 
     async def send(
         self, visitor: VisitorActor, ref: ConversationRef, address: str, site_name: str
@@ -72,8 +73,6 @@ class TranscriptMailer:
             log.warning("transcript email failed: %s", type(exc).__name__)
             raise MailFailed("We could not send the email just now. Please try again.") from None
         self._sent[ref.id] = [*recent, time.monotonic()]
-        if len(self._sent) > 10_000:
-            self._sent.popitem(last=False)
         await AuditLog(self.chat.db).record(
             AuditActor(None, "visitor"),
             "transcript.emailed",
@@ -87,7 +86,7 @@ class TranscriptMailer:
     def _recent(self, conversation_id: str) -> list[float]:
         """The copies sent within the window; raises once there are ``MAX_PER_WINDOW``."""
         now = time.monotonic()
-        recent = [t for t in self._sent.pop(conversation_id, []) if now - t < WINDOW_S]
+        recent = [t for t in self._sent.get(conversation_id, []) if now - t < WINDOW_S]
         self._sent[conversation_id] = recent
         if len(recent) >= MAX_PER_WINDOW:
             raise RateLimited("This chat was already sent a few times. Please try again later.")

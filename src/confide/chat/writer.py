@@ -19,13 +19,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Integer, Table, bindparam, select, update
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -35,6 +33,7 @@ from confide.chat.sqlite_commit import SqliteCommitter
 from confide.clock import utcnow
 from confide.errors import ConfideError, InvalidState, NotFound
 from confide.storage.base import UTCDateTime
+from confide.storage.busy_window import BusyWindow
 from confide.storage.engine import Database
 
 log = logging.getLogger(__name__)
@@ -102,17 +101,16 @@ class MessageWriter:
         self._db = db
         self._on_committed = on_committed
         self._window = window_ms / 1000
-        self._busy_window = busy_window_ms / 1000
-        self._last_commit = -1.0
+        self._busy = BusyWindow(busy_window_ms)
         self._max_batch = max_batch
         self._queue: list[Draft] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
         self.messages = 0
-        path = make_url(db.url).database if db.is_sqlite else None
+        path = db.sqlite_file
         #: On SQLite, batches go through one sqlite3 call on a writer thread (sqlite_commit.py).
-        self._sqlite = SqliteCommitter(path, inline=inline) if path and path != ":memory:" else None
+        self._sqlite = SqliteCommitter(path, inline=inline) if path else None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="confide-message-writer")
@@ -146,17 +144,12 @@ class MessageWriter:
             await self._wake.wait()
             if self._window and len(self._queue) < self._max_batch:
                 await asyncio.sleep(self._window)
-            elif self._busy_window and len(self._queue) < self._max_batch:
-                # Busy: a commit ended moments ago. Gather what arrives in the rest of the
-                # window: per-batch costs (statements, WAL pages, wake-ups) then spread over
-                # more messages, at most ``busy_window`` of extra latency, and only under load.
-                since = time.monotonic() - self._last_commit
-                if since < self._busy_window:
-                    await asyncio.sleep(self._busy_window - since)
+            elif len(self._queue) < self._max_batch:
+                await self._busy.gather()
             self._wake.clear()
             while self._queue:
                 await self._flush()
-                self._last_commit = time.monotonic()
+                self._busy.committed()
 
     async def _flush(self) -> None:
         batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]

@@ -21,6 +21,35 @@ LIVE_STATES = ("pending", "running")
 ENDED_STATES = ("canceled", "dead")
 
 
+def pending_job(
+    *,
+    organisation_id: str,
+    event: str,
+    key: str,
+    now: datetime,
+    lead_id: str | None = None,
+    destination_id: str | None = None,
+    subject_ref: str | None = None,
+    recipient: str | None = None,
+) -> OutboxJob:
+    """A job due now, for the caller to add to its transaction. ``key`` is the idempotency key
+    receivers de-duplicate on."""
+    return OutboxJob(
+        organisation_id=organisation_id,
+        event=event,
+        lead_id=lead_id,
+        destination_id=destination_id,
+        subject_ref=subject_ref,
+        recipient=recipient,
+        idempotency_key=key,
+        state="pending",
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+
+
 async def destinations_for(
     s: AsyncSession, organisation_id: str, site_id: str
 ) -> list[Destination]:
@@ -52,17 +81,13 @@ async def enqueue_lead(s: AsyncSession, lead: Lead, event: str, now: datetime) -
         job = await s.scalar(select(OutboxJob).where(OutboxJob.idempotency_key == key))
         if job is None:
             s.add(
-                OutboxJob(
+                pending_job(
                     organisation_id=lead.organisation_id,
                     event=event,
+                    key=key,
+                    now=now,
                     lead_id=lead.id,
                     destination_id=dest.id,
-                    idempotency_key=key,
-                    state="pending",
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
-                    updated_at=now,
                 )
             )
         elif job.state in ENDED_STATES:

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from confide.accounts.principal import Principal
 from confide.chat import recipients
 from confide.chat.models import Conversation, Message, Visitor
+from confide.chat.rewrite import replace_spans, rewrite_transcript
 from confide.chat.service import ChatService, ConversationRef, VisitorActor
 from confide.clock import utcnow
 from confide.delivery.outbox import cancel_for_leads, enqueue_lead
@@ -603,15 +604,9 @@ async def _redact_transcript(
     seal: Callable[[str, str, str | None], str | None],
 ) -> None:
     """Replace every detail the visitor typed with a placeholder (R31)."""
-    rows = await s.execute(
-        select(Message.id, Message.text).where(Message.conversation_id == conv.id)
-    )
-    for mid, text in rows.all():
-        found = find_details(text, region)
-        if not found:
-            continue
-        out = text
-        for d in sorted(found, key=lambda d: d.start, reverse=True):
-            out = out[: d.start] + REDACTED + out[d.end :]
-        sealed = seal(conv.visitor_id, conv.organisation_id, out)
-        await s.execute(update(Message).where(Message.id == mid).values(text=sealed))
+
+    def redact(text: str) -> str:
+        spans = [(d.start, d.end) for d in find_details(text, region)]
+        return replace_spans(text, spans, REDACTED)
+
+    await rewrite_transcript(s, conv, seal, redact)

@@ -14,10 +14,11 @@ from sqlalchemy import or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from confide.audit import log as audit
-from confide.chat.models import Conversation, Message
+from confide.chat.models import Conversation
+from confide.chat.rewrite import replace_spans, rewrite_transcript
 from confide.crypto.vault import Vault
 from confide.delivery.models import Destination, OutboxJob
-from confide.delivery.outbox import cancel_for_leads
+from confide.delivery.outbox import cancel_for_leads, pending_job
 from confide.errors import InvalidInput
 from confide.ids import new_id
 from confide.leads import consent as consent_rules
@@ -215,18 +216,13 @@ async def _erasure_notices(
     ).all()
     for lead_id, destination_id, org_id in delivered:
         s.add(
-            OutboxJob(
+            pending_job(
                 organisation_id=org_id,
                 event="lead.erased",
-                lead_id=None,
+                key=f"{lead_id}.{destination_id}.lead.erased",
+                now=now,
                 subject_ref=lead_id,
                 destination_id=destination_id,
-                idempotency_key=f"{lead_id}.{destination_id}.lead.erased",
-                state="pending",
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
-                updated_at=now,
             )
         )
         s.add(
@@ -250,19 +246,13 @@ async def _erasure_notices(
             # Through the outbox, committed with the erasure: sent after it, retried until it
             # goes, never sent for an erasure that rolled back.
             s.add(
-                OutboxJob(
+                pending_job(
                     organisation_id=t.organisation_id,
                     event="transfer.erased",
-                    lead_id=None,
+                    key=f"{t.id}.transfer.erased",
+                    now=now,
                     subject_ref=t.lead_id,
-                    destination_id=None,
                     recipient=t.recipient_contact,
-                    idempotency_key=f"{t.id}.transfer.erased",
-                    state="pending",
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
-                    updated_at=now,
                 )
             )
         s.add(
@@ -365,44 +355,28 @@ async def _scrub_transcripts(
         for attr in ("visitor_name", "visitor_contact"):
             if getattr(conv, attr) in wrong:
                 setattr(conv, attr, vault.seal(conv.visitor_id, conv.organisation_id, CORRECTED))
-        rows = await s.execute(
-            select(Message.id, Message.text).where(Message.conversation_id == conv.id)
+        await rewrite_transcript(
+            s, conv, vault.seal, lambda text: _without(text, key, wrong, region)
         )
-        for message_id, text_ in rows.all():
-            cleaned = _without(text_, key, wrong, region)
-            if cleaned != text_:
-                sealed = vault.seal(conv.visitor_id, conv.organisation_id, cleaned)
-                await s.execute(update(Message).where(Message.id == message_id).values(text=sealed))
 
 
-def _without(text_: str, key: str, wrong: set[str], region: str) -> str:
-    """``text_`` with every occurrence of a wrong value replaced: contact details as detected
+def _without(text: str, key: str, wrong: set[str], region: str) -> str:
+    """``text`` with every occurrence of a wrong value replaced: contact details as detected
     (however they were typed: "07700 900123" is "+447700900123"), other fields as written."""
     spans: list[tuple[int, int]] = []
     if key in ("email", "phone", "postcode"):
-        kind = {"email": "email", "phone": "phone", "postcode": "postcode"}[key]
         spans = [
             (d.start, d.end)
-            for d in find_details(text_, region)
-            if d.kind == kind and d.normalised in wrong
+            for d in find_details(text, region)
+            if d.kind == key and d.normalised in wrong
         ]
-    lowered = text_.lower()
-    for value in wrong:
-        if len(value) < 3:
-            continue
-        start = lowered.find(value.lower())
+    lowered = text.lower()
+    for value in (v.lower() for v in wrong if len(v) >= 3):
+        start = lowered.find(value)
         while start != -1:
             spans.append((start, start + len(value)))
-            start = lowered.find(value.lower(), start + len(value))
-    merged: list[list[int]] = []
-    for start, end in sorted(spans):
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    for start, end in reversed(merged):
-        text_ = text_[:start] + CORRECTED + text_[end:]
-    return text_
+            start = lowered.find(value, start + len(value))
+    return replace_spans(text, spans, CORRECTED)
 
 
 async def _resend(s: AsyncSession, subject: Subject, now: datetime) -> int:
@@ -424,17 +398,13 @@ async def _resend(s: AsyncSession, subject: Subject, now: datetime) -> int:
             if await s.get(Destination, destination_id) is None:
                 continue
             s.add(
-                OutboxJob(
+                pending_job(
                     organisation_id=lead.organisation_id,
                     event="lead.corrected",
+                    key=f"{lead.id}.{destination_id}.lead.corrected.{lead.revision}",
+                    now=now,
                     lead_id=lead.id,
                     destination_id=destination_id,
-                    idempotency_key=f"{lead.id}.{destination_id}.lead.corrected.{lead.revision}",
-                    state="pending",
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
-                    updated_at=now,
                 )
             )
             n += 1

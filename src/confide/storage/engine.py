@@ -117,6 +117,14 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.url.startswith("sqlite")
 
+    @property
+    def sqlite_file(self) -> str | None:
+        """The SQLite database file, or None (PostgreSQL, or an in-memory database)."""
+        if not self.is_sqlite:
+            return None
+        path = make_url(self.url).database
+        return path if path and path != ":memory:" else None
+
     @asynccontextmanager
     async def session(
         self, scope: Scope, *, read_only: bool = False

@@ -11,7 +11,7 @@ tables and columns, datetimes as the ``YYYY-MM-DD HH:MM:SS.ffffff`` UTC text SQL
 booleans as 0/1, ``campaign`` as JSON text (``json.dumps``, as SQLAlchemy's JSON type does).
 
 The transaction takes the write lock at ``BEGIN IMMEDIATE``, polling for it while another writer
-holds it (``storage.sqlite_lock``), as the message writer does.
+holds it (``storage.sqlite_writer``), as the message writer does.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from confide.storage.sqlite_lock import LOCK_WAIT_S, LockBusy, begin_immediate, one_cpu
+from confide.storage.sqlite_writer import begin_immediate, connect, one_cpu, run_batch
 
 #: A statement a batch plan needs: (operation, argument). The driver sends back its result
 #: (the operations are listed in confide.tracking.writer).
@@ -107,15 +107,9 @@ class SqliteIngest:
 
     async def run(self, make_plan: Callable[[], Generator[Op, Any, R]]) -> R:
         """Make the plan and run it, with its commit (inline, or on the writer thread)."""
-        if self._inline:
-            try:
-                return self._transaction(make_plan, wait=False)
-            except LockBusy:
-                pass  # another writer holds the lock: wait for it off the loop
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="confide-ingest")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._transaction, make_plan)
+        return await run_batch(self._inline, self._executor, self._transaction, make_plan)
 
     async def close(self) -> None:
         executor, self._executor = self._executor, None
@@ -135,17 +129,12 @@ class SqliteIngest:
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=0")  # we poll: see begin_immediate
-            self._conn = conn
+            self._conn = connect(self._path)
         return self._conn
 
     def _transaction(self, make_plan: Callable[[], Generator[Op, Any, R]], wait: bool = True) -> R:
         conn = self._connection()
-        begin_immediate(conn, LOCK_WAIT_S if wait else 0.0)
+        begin_immediate(conn, wait)
         try:
             plan = make_plan()
             result: Any = None

@@ -26,19 +26,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table, bindparam, insert, select, update
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from confide.clock import utcnow
 from confide.ids import new_id, secret_hash
 from confide.sites.models import Site
+from confide.storage.busy_window import BusyWindow
 from confide.storage.engine import Database
 from confide.tracking import urls
 from confide.tracking.events import Beacon
@@ -97,14 +96,13 @@ class TrackingWriter:
     ) -> None:
         self._db = db
         self._max_batch = max_batch
-        self._busy_window = busy_window_ms / 1000
-        self._last_commit = -1.0
+        self._busy = BusyWindow(busy_window_ms)
         self._queue: list[Pending] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        path = make_url(db.url).database if db.is_sqlite and sqlite3_thread else None
+        path = db.sqlite_file if sqlite3_thread else None
         #: On SQLite (a file), a batch is one call on a sqlite3 writer thread (sqlite_ingest.py).
-        self._sqlite = SqliteIngest(path, inline=inline) if path and path != ":memory:" else None
+        self._sqlite = SqliteIngest(path, inline=inline) if path else None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="confide-tracking-writer")
@@ -131,16 +129,12 @@ class TrackingWriter:
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
-            if self._busy_window and len(self._queue) < self._max_batch:
-                # Busy (a batch ended moments ago): gather for the rest of the window, as the
-                # message writer does (chat/writer.py): fewer, larger transactions under load.
-                since = time.monotonic() - self._last_commit
-                if since < self._busy_window:
-                    await asyncio.sleep(self._busy_window - since)
+            if len(self._queue) < self._max_batch:
+                await self._busy.gather()
             self._wake.clear()
             while self._queue:
                 await self._flush()
-                self._last_commit = time.monotonic()
+                self._busy.committed()
 
     async def _flush(self) -> None:
         batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]

@@ -11,12 +11,12 @@ the form answers 429 with a reason and a ``Retry-After``, and changes nothing.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any
 
 from fastapi import Depends, Request
 
 from confide.errors import RateLimited
+from confide.lru import LruDict
 from confide.realtime.ratelimit import TokenBucket
 from confide.tracking.geo import truncate
 
@@ -28,8 +28,7 @@ class FormThrottle:
     def __init__(self, per_hour: float, burst: int, max_keys: int = 20_000) -> None:
         self._rate = per_hour / 3600
         self._burst = burst
-        self._max_keys = max_keys
-        self._buckets: OrderedDict[tuple[str, str], TokenBucket] = OrderedDict()
+        self._buckets: LruDict[tuple[str, str], TokenBucket] = LruDict(max_keys)
 
     @property
     def retry_after_s(self) -> int:
@@ -38,13 +37,8 @@ class FormThrottle:
 
     def check(self, form: str, ip: str | None) -> None:
         key = (form, (truncate(ip) if ip else None) or "unknown")
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            bucket = self._buckets[key] = TokenBucket(self._rate, self._burst)
-            if len(self._buckets) > self._max_keys:
-                self._buckets.popitem(last=False)
-        else:
-            self._buckets.move_to_end(key)
+        bucket = self._buckets.get(key) or TokenBucket(self._rate, self._burst)
+        self._buckets[key] = bucket  # the most recent now; the least recent beyond max_keys go
         if not bucket.take():
             minutes = max(1, self.retry_after_s // 60)
             raise RateLimited(

@@ -110,6 +110,18 @@ class Connection:
     def error(self, code: str, message: str, ref: str | None = None, **extra: Any) -> None:
         self.send(error_frame(code, message, ref, **extra))
 
+    def fail(
+        self, exc: BaseException, what: str, ref: str | None, client_id: str | None = None
+    ) -> None:
+        """Answer a frame that failed: a domain error with its code and reason (naming the
+        message, for a ``send``), anything else as ``internal`` (logged, never shown)."""
+        if isinstance(exc, ConfideError):
+            extra = {"client_id": client_id} if client_id is not None else {}
+            self.error(exc.code, exc.message, ref, **extra)
+            return
+        log.error("frame %s failed", what, exc_info=exc)
+        self.error("internal", "The server failed; nothing was changed. Retry.", ref)
+
     async def _drain(self) -> None:
         try:
             while self._outbox:
@@ -150,16 +162,8 @@ class Connection:
                     await handle(frame)
                 except ProtocolError as exc:
                     self.error(exc.code, exc.message, frame.ref)
-                except ConfideError as exc:
-                    extra = (
-                        {"client_id": frame.data["client_id"]} if "client_id" in frame.data else {}
-                    )
-                    self.error(exc.code, exc.message, frame.ref, **extra)
-                except Exception:
-                    log.exception("frame %s failed", frame.type)
-                    self.error(
-                        "internal", "The server failed; nothing was changed. Retry.", frame.ref
-                    )
+                except Exception as exc:
+                    self.fail(exc, frame.type, frame.ref, frame.data.get("client_id"))
         except (WebSocketDisconnect, RuntimeError):
             pass  # RuntimeError: the socket closed under us
         finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 
 from starlette.websockets import WebSocket
@@ -14,7 +13,7 @@ from confide.chat.service import ConversationRef, VisitorActor
 from confide.chat.views import iso
 from confide.chat.writer import Stored
 from confide.clock import utcnow
-from confide.errors import AuthenticationFailed, ConfideError, NotFound
+from confide.errors import AuthenticationFailed, NotFound
 from confide.realtime.protocol import VERSION, Frame, ProtocolError
 from confide.realtime.ratelimit import TokenBucket
 from confide.sites.models import Site
@@ -22,8 +21,6 @@ from confide.tracking.geo import truncate as truncate_ip
 from confide.tracking.useragent import reduce as reduce_agent
 from confide.web.context import AppContext
 from confide.web.ws.connection import Connection
-
-log = logging.getLogger(__name__)
 
 CLOSE_UNAUTHORISED = 4401
 CLOSE_ORIGIN = 4403
@@ -104,11 +101,8 @@ class _Session:
         exc = done.exception()
         if exc is None:
             self.conn.send(self.ctx.chat.ack(done.result(), fref))
-        elif isinstance(exc, ConfideError):
-            self.conn.error(exc.code, exc.message, fref, client_id=client_id)
         else:
-            log.error("send failed: %s", type(exc).__name__)
-            self.conn.error("internal", "The server failed; nothing was changed. Retry.", fref)
+            self.conn.fail(exc, "send", fref, client_id)
 
     async def send_history(
         self, actor: VisitorActor | Principal, ref: ConversationRef, after: int, fref: str | None
