@@ -507,6 +507,13 @@ def test_deletion_leaves_no_trace_but_the_request_record(
             async with w.ctx.db.session(Scope.system(), read_only=True) as s:
                 sent = await s.get(OutboxJob, queued.id)
             assert sent is not None and (sent.state, sent.recipient) == ("done", None)
+            # Both notices are listed with the client's deliveries, though their lead is gone.
+            listed = {
+                (j["event"], j["state"], j["destination"]["kind"], j["lead_id"])
+                for j in await w.ctx.delivery_admin.jobs(w.client)
+            }
+            assert ("transfer.erased", "done", "email", sub.lead_id) in listed
+            assert ("lead.erased", "done", "email", sub.lead_id) in listed
 
             # The request records stay (R54): blind indexes, no personal fields.
             vault = w.ctx.db.vault

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from confide.accounts.models import Role
 from confide.accounts.principal import Principal
@@ -27,6 +27,9 @@ KINDS = ("email", "webhook")
 #: Region codes a destination may declare; anything else is refused as a typo.
 REGIONS = ("UK", "EU", "EEA", "US", "CA", "AU", "OTHER")
 _LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+#: What the deliveries list shows: leads sent to clients and the notices that follow them.
+_NOTICE_EVENTS = ("lead.erased", "transfer.erased")
+_LISTED_EVENTS = ("lead.created", "lead.corrected", *_NOTICE_EVENTS)
 
 RESIDENCY_NOTE = (
     "This destination is outside the EU/UK: its leads arrive without personal data (no name, "
@@ -151,11 +154,14 @@ class DeliveryAdmin:
             return destination_dict(dest)
 
     async def jobs(self, principal: Principal, state: str | None = None) -> list[dict[str, Any]]:
-        """Deliveries (dead letters first when asked for ``state='dead'``)."""
+        """Deliveries (dead letters first when asked for ``state='dead'``), erasure notices
+        included: their lead is gone by then, and an onward recipient has no destination row."""
+        site = func.coalesce(Lead.site_id, Destination.site_id)
         q = (
-            select(OutboxJob, Destination.name, Destination.kind, Lead.site_id)
-            .join(Destination, Destination.id == OutboxJob.destination_id)
-            .join(Lead, Lead.id == OutboxJob.lead_id)
+            select(OutboxJob, Destination.name, Destination.kind, site)
+            .outerjoin(Destination, Destination.id == OutboxJob.destination_id)
+            .outerjoin(Lead, Lead.id == OutboxJob.lead_id)
+            .where(OutboxJob.event.in_(_LISTED_EVENTS))
             .order_by(OutboxJob.updated_at.desc())
             .limit(200)
         )
@@ -166,9 +172,11 @@ class DeliveryAdmin:
         return [
             {
                 "id": job.id,
-                "lead_id": job.lead_id,
+                "lead_id": job.lead_id or job.subject_ref,
                 "site_id": site_id,
-                "destination": {"name": name, "kind": kind},
+                "destination": {"name": name, "kind": kind}
+                if name is not None
+                else {"name": "Onward recipient (erasure notice)", "kind": "email"},
                 "event": job.event,
                 "state": job.state,
                 "attempts": job.attempts,
@@ -177,7 +185,7 @@ class DeliveryAdmin:
             }
             for job, name, kind, site_id in rows
             if principal.scope.unrestricted
-            or site_id in principal.site_ids
+            or (site_id is not None and site_id in principal.site_ids)
             or principal.role is Role.CLIENT
         ]
 
@@ -187,8 +195,14 @@ class DeliveryAdmin:
         async with self.db.session(principal.scope) as s:
             job = await s.scalar(select(OutboxJob).where(OutboxJob.id == job_id))
             lead = await s.scalar(select(Lead).where(Lead.id == job.lead_id)) if job else None
-            visible = lead is not None and (
-                principal.scope.unrestricted or lead.site_id in principal.site_ids
+            # An erasure notice outlives its lead: its site is its destination's, if any.
+            notice = job is not None and job.event in _NOTICE_EVENTS and lead is None
+            site_id = lead.site_id if lead is not None else None
+            if notice and job is not None and job.destination_id is not None:
+                dest = await s.get(Destination, job.destination_id)
+                site_id = dest.site_id if dest is not None else None
+            visible = (lead is not None or notice) and (
+                principal.scope.unrestricted or site_id in principal.site_ids
             )
             if job is None or not visible:
                 raise NotFound("No such delivery.")
@@ -196,10 +210,15 @@ class DeliveryAdmin:
                 raise Forbidden("Deliveries are retried by the Confide team.")
             if job.state != "dead":
                 raise InvalidState("Only a failed (dead-lettered) delivery can be retried.")
-            if lead is None or lead.delivery_state == "withdrawn" or lead.consent_id is None:
+            if not notice and (
+                lead is None or lead.delivery_state == "withdrawn" or lead.consent_id is None
+            ):
                 raise InvalidState("The visitor's consent no longer allows this delivery.")
             job.state, job.attempts, job.next_attempt_at = "pending", 0, now
             job.updated_at, job.last_error = now, None
-            await s.execute(update(Lead).where(Lead.id == lead.id).values(delivery_state="queued"))
+            if lead is not None:
+                await s.execute(
+                    update(Lead).where(Lead.id == lead.id).values(delivery_state="queued")
+                )
             await s.flush()
             return {"id": job.id, "state": job.state}

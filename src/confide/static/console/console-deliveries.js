@@ -17,7 +17,7 @@ const STATE = {
   dead: ["Failed", "dead"],
   canceled: ["Cancelled", "canceled"],
 };
-const EVENT = { "lead.created": "New lead", "lead.corrected": "Correction", "lead.erased": "Erasure notice" };
+const EVENT = { "lead.created": "New lead", "lead.corrected": "Correction", "lead.erased": "Erasure notice", "transfer.erased": "Erasure notice (onward)" };
 const KIND = { email: "Email", webhook: "Webhook" };
 const EMPTY = {
   "": [
