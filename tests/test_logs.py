@@ -328,3 +328,25 @@ def test_redact_filter_cleans_message_args_and_tracebacks() -> None:
     assert "ValueError: bad contact [email] / [phone]" in text
     for value in (VISITOR_EMAIL, PHONE_INTL, PHONE_NATIONAL, OPERATOR_EMAIL):
         assert value not in text
+
+
+def test_websocket_handshake_lines_carry_no_address_or_query(chat_log: str) -> None:
+    """uvicorn logs each WebSocket handshake with the client's address and the query string."""
+    lines = [line for line in chat_log.splitlines() if '"WebSocket /ws/' in line]
+    assert lines  # the widget and the console connected
+    for line in lines:
+        assert "127.0.0.1" not in line and "?" not in line, line
+
+
+def test_websocket_handshake_record_is_scrubbed() -> None:
+    record = logging.LogRecord(
+        "uvicorn.error",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "WebSocket %s" [accepted]',
+        ("203.0.113.77:51234", "/ws/widget?site=site_x&resume=secret"),
+        None,
+    )
+    assert RedactPersonalData().filter(record)
+    assert record.getMessage() == '- - "WebSocket /ws/widget" [accepted]'

@@ -41,6 +41,19 @@ def _phone(match: re.Match[str]) -> str:
     return "[phone]"
 
 
+#: How uvicorn's WebSocket handshake lines start (client address, then path and query).
+_WEBSOCKET_LINE = '%s - "WebSocket %s"'
+
+
+def _without_client(args: tuple[object, ...], *, path_at: int) -> tuple[object, ...]:
+    """The client address is a visitor's IP address: never logged. The query string may carry a
+    search or a resume token: dropped."""
+    out = list(args)
+    out[0] = "-"
+    out[path_at] = str(out[path_at]).split("?", 1)[0]
+    return tuple(out)
+
+
 def redact(text: str) -> str:
     return _PHONE.sub(_phone, _EMAIL.sub("[email]", text))
 
@@ -52,15 +65,12 @@ class RedactPersonalData(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.INFO and not record.name.startswith(_OWN_LOGGERS):
             return False
-        if (
-            record.name in _ACCESS_LOGGERS
-            and isinstance(record.args, tuple)
-            and len(record.args) >= 3
-        ):
-            args = list(record.args)
-            args[0] = "-"  # the client address is a visitor's IP address: never logged
-            args[2] = str(args[2]).split("?", 1)[0]
-            record.args = tuple(args)
+        if isinstance(record.args, tuple):
+            if record.name in _ACCESS_LOGGERS and len(record.args) >= 3:
+                record.args = _without_client(record.args, path_at=2)
+            elif str(record.msg).startswith(_WEBSOCKET_LINE) and len(record.args) >= 2:
+                # uvicorn logs each WebSocket handshake on its error logger, address first
+                record.args = _without_client(record.args, path_at=1)
         message = record.getMessage()
         cleaned = redact(message)
         if cleaned != message:
