@@ -525,6 +525,24 @@ def test_opt_in_site_needs_consent(env: Env) -> None:
     assert visit_of(env, visit) is not None
 
 
+def test_a_notice_site_stops_at_a_refusal(env: Env) -> None:
+    """ "notice" tracks until the visitor says no: a denied beacon stores nothing."""
+    visit = new_id()
+    r = send(
+        env,
+        env.notice_a,
+        NOTICE_A,
+        [pageview("/")],
+        visit=visit,
+        visitor=new_id(),
+        consent="denied",
+    )
+    assert r.json() == {"accepted": 0, "rejected": [], "honoured": "consent", "invite": None}
+    nothing_stored(env, visit)
+    r = send(env, env.notice_a, NOTICE_A, [pageview("/")], visit=visit)
+    assert r.json()["accepted"] == 1 and visit_of(env, visit) is not None
+
+
 def test_a_consent_mode_change_with_the_cli_applies_to_the_running_server(env: Env) -> None:
     w = env.world
     origin = "https://switch.example"

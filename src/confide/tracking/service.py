@@ -86,7 +86,10 @@ class TrackingService:
         if request.dnt:
             result.honoured = "dnt"
             return result
-        if site.consent_mode == "opt-in" and beacon.consent != "granted":
+        # A refusal is honoured in either mode: "notice" tracks until the visitor says no.
+        if beacon.consent == "denied" or (
+            site.consent_mode == "opt-in" and beacon.consent != "granted"
+        ):
             result.honoured = "consent"
             return result
         agent = reduce(request.user_agent)
