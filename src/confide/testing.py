@@ -107,6 +107,8 @@ class LiveServer:
             # Tests drive the public forms far faster than people; tests/web/test_throttle.py
             # sets its own limit.
             "CONFIDE_PUBLIC_FORM_BURST": "10000",
+            # No purge a minute after start-up under a test's feet (tests/retention runs it).
+            "CONFIDE_RETENTION_INTERVAL_S": "0",
             **self.env,
         }
         with open(self.log_path, "ab") as log:

@@ -20,6 +20,7 @@ from confide.crypto.vault import ERASED
 from confide.leads.models import Person
 from confide.retention import holds
 from confide.retention.purge import Purger
+from confide.retention.task import RetentionTask
 from confide.settings import Settings
 from confide.sites.models import Site
 from confide.storage.scope import Scope
@@ -188,5 +189,25 @@ def test_behaviour_has_its_own_shorter_retention(
                 )
         await purger.run()
         assert await _count(ctx, Visit, Visit.organisation_id == org) == 1
+
+    run(database_url, tmp_path, body)
+
+
+def test_the_daily_schedule_survives_restarts(
+    database_url: str, clock: FrozenClock, tmp_path: Path
+) -> None:
+    """The next run is due a day after the last one started, whatever restarted in between;
+    a database that was never purged is purged shortly after start-up."""
+
+    async def body(ctx: AppContext, purger: Purger) -> None:
+        task = RetentionTask(purger, interval_s=86400, startup_delay_s=60)
+        assert await task.first_delay() == 60  # never purged
+        await purger.run(dry_run=True)
+        assert await task.first_delay() == 60  # a dry run is not a purge
+        await purger.run()
+        clock.advance(timedelta(hours=20))
+        assert await task.first_delay() == pytest.approx(4 * 3600)
+        clock.advance(timedelta(hours=5))
+        assert await task.first_delay() == 60  # overdue: soon after start-up
 
     run(database_url, tmp_path, body)
