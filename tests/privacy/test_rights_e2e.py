@@ -289,13 +289,14 @@ async def seed_subject(
             assert stored is not None and stored.delivery_state == "delivered"
         if forward:
             subject.transfer_reason = f"The visitor asked for a finance quote {tag}"
-            await ctx.lead_records.forward(
+            recorded = await ctx.lead_records.forward(
                 w.client,
                 made.id,
                 recipient_name="Northern Finance Ltd",
                 recipient_contact="deals@northern-finance.example",
                 reason=subject.transfer_reason,
             )
+            assert recorded["reason"] == subject.transfer_reason  # shown as typed, not sealed
     return subject
 
 

@@ -19,7 +19,7 @@ import confide.clock
 from confide.chat.models import Message
 from confide.clock import FrozenClock, utcnow
 from confide.delivery.models import OutboxJob
-from confide.errors import Forbidden, InvalidInput, InvalidState
+from confide.errors import Forbidden, InvalidInput, InvalidState, NotFound
 from confide.ids import new_id
 from confide.leads.models import Lead, Person, PersonChange
 from confide.privacy import deadlines
@@ -275,6 +275,14 @@ def test_restriction_stops_every_later_hand_off(database_url: str, smtp: SmtpSin
                 )
             assert person is not None and person.restricted
             assert states == {"withdrawn"}  # stored only: the rows remain
+            with pytest.raises(NotFound):  # withdrawn: not the client's to pass on
+                await ctx.lead_records.forward(
+                    w.client,
+                    later.id,
+                    recipient_name="Northern Finance Ltd",
+                    recipient_contact="deals@northern-finance.example",
+                    reason="The visitor asked for a finance quote.",
+                )
         finally:
             await w.ctx.stop()
 

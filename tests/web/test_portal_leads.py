@@ -393,6 +393,12 @@ def test_forward_records_a_transfer(seeded: Seeded, client_a: httpx.Client) -> N
     assert "finance quote from <Alpha Finance>." in text
     assert "&lt;Alpha Finance&gt;" in after.text
     assert "Recorded by Cara Alpha" in text
+    audit = _text(client_a.get("/portal/audit"))
+    assert "Passed a lead on (at the visitor's request)" in audit and "lead.forward" in audit
+
+    # A lead the visitor never agreed to pass on is not the client's to forward.
+    never = client_a.post(f"/portal/leads/{seeded.nora}/forward", data=typed)
+    assert never.status_code == 404
 
 
 # ---- CSV and the report ------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from confide.accounts.models import Role, User
 from confide.accounts.principal import Principal
+from confide.audit import log as audit_log
 from confide.audit.log import Actor, AuditLog
 from confide.chat.models import Conversation, Message
 from confide.chat.service import ChatService
@@ -274,6 +275,13 @@ class LeadRecords:
             if row is None:
                 raise NotFound("No such lead.")
             lead, person = row[0], row[2]
+            if person.restricted:
+                raise InvalidState(
+                    "The visitor has restricted the processing of their data: it is not "
+                    "passed on while the restriction lasts."
+                )
+            if lead.consent_id is None or lead.delivery_state == "withdrawn":
+                raise InvalidState("The visitor's consent to pass on their details is withdrawn.")
             subject = person.visitor_id or person.id
             transfer = OnwardTransfer(
                 id=new_id(),
@@ -287,8 +295,19 @@ class LeadRecords:
                 at=utcnow(),
             )
             s.add(transfer)
+            await audit_log.append(
+                s,
+                Actor.of(principal),
+                "lead.forward",
+                organisation_id=lead.organisation_id,
+                subject_kind="lead",
+                subject_ref=lead.id,
+                fields=[*CONTACT_FIELDS, "vehicle"],
+                purpose=f"onward transfer to {name} at the visitor's request",
+            )
             await s.flush()
-            return (await _transfers(s, lead.id))[-1]
+            shown = (await _transfers(s, lead.id))[-1]
+            return {**shown, "reason": why}  # the row in memory holds the sealed text
 
     async def csv_export(
         self, principal: Principal, *, status: str | None = None, site_id: str | None = None

@@ -32,6 +32,7 @@ ACTIONS = {
     "lead.view": "Opened a lead",
     "lead.list": "Listed leads",
     "lead.export": "Exported leads (CSV)",
+    "lead.forward": "Passed a lead on (at the visitor's request)",
     "lead.created.sent": "Lead delivered",
     "lead.created.failed": "Lead delivery failed",
     "lead.corrected.sent": "Corrected lead delivered",
