@@ -195,6 +195,12 @@ JOBS: dict[str, list[Step]] = {
         Step("user create --email prompt@acme.example --name Prompt --role admin",
              input="prompted-password\nprompted-password\n")
     ],
+    "org-configure": [
+        Step("org configure --org {org} --contract-start 2026-01-01 --contract-end 2027-06-30"
+             " --retention-months 6 --behaviour-days 200 --end-of-contract return_then_delete"),
+        Step("org configure --org {org} --retention-months 2"),  # refused: changes nothing
+        Step("org configure --org {org} --auto-approve"),
+    ],
     "user-assign": [
         Step(f"user create --email late@acme.example --name Late --role operator {PW}"),
         Step("user assign --email LATE@acme.example --site {site}"),
@@ -237,6 +243,17 @@ FAILURES: list[tuple[str, str, str]] = [
     ("site-missing-org", f"site create --name S --origin {SHOP}", "Missing option '--org'"),
     ("user-missing-role", f"{_USER} --email x11@acme.example {PW}", "Missing option '--role'"),
     ("org-missing-name", "org create", "Missing argument"),
+    ("org-retention-too-short", "org configure --org {org} --retention-months 2",
+     "at least 3 months"),
+    ("org-contract-backwards",
+     "org configure --org {org} --contract-start 2027-01-01 --contract-end 2026-01-01",
+     "cannot end before it starts"),
+    ("org-bad-date", "org configure --org {org} --contract-end 31/12/2026",
+     "Invalid --contract-end"),
+    ("org-configure-unknown", "org configure --org nope --behaviour-days 30",
+     "No such organisation"),
+    ("org-bad-end-of-contract", "org configure --org {org} --end-of-contract keep",
+     "'delete' or 'return_then_delete'"),
     ("unknown-command", "frobnicate", "No such command"),
     ("serve-port-too-high", "serve --port 70000", "Invalid value for '--port'"),
     ("demo-port-too-high", "demo --port 99999", "Invalid value for '--port'"),
@@ -322,6 +339,40 @@ def test_org_create_prints_an_id(seeded: Seeded, outcomes: dict[str, Outcome]) -
     listed = _ok(outcomes["org-list"]).stdout
     assert f"{seeded.org}\tAcme Motors" in listed
     assert f"{seeded.other_org}\tOther Cars" in listed
+
+
+def test_org_configure_sets_the_contract_and_audits_it(
+    seeded: Seeded, outcomes: dict[str, Outcome]
+) -> None:
+    import json
+
+    outcome = outcomes["org-configure"]
+    first, refused, last = outcome.results
+    assert first.returncode == 0 and last.returncode == 0, first.stderr + last.stderr
+    assert refused.returncode == 1 and "at least 3 months" in refused.stderr
+    assert json.loads(last.stdout) == {
+        "id": seeded.org,
+        "name": "Acme Motors",
+        "contract_start": "2026-01-01",
+        "contract_end": "2027-06-30",
+        "retention_months": 6,  # the refused change left it alone
+        "behaviour_retention_days": 200,
+        "end_of_contract": "return_then_delete",
+        "privacy_auto_approve": True,
+    }
+    path = outcome.database_url.removeprefix("sqlite:///")
+    with closing(sqlite3.connect(path)) as db:
+        purposes = [
+            p
+            for (p,) in db.execute(
+                "SELECT purpose FROM audit_log WHERE action = 'config.organisation.contract'"
+                " AND organisation_id = ? ORDER BY seq",
+                (seeded.org,),
+            )
+        ]
+    assert len(purposes) == 2
+    assert "contract_end: None -> 2027-06-30" in purposes[0]
+    assert purposes[1] == "privacy_auto_approve: False -> True"
 
 
 def test_site_create_prints_key_and_embed_snippet(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -145,6 +146,75 @@ def org_list(database_url: DbOpt = DEFAULT_DATABASE_URL) -> None:
         database_url, lambda ctx: ctx.accounts.list_organisations(Scope.admin())
     ):
         typer.echo(f"{org.id}\t{org.name}")
+
+
+def _optional(value: str | None, parse: Callable[[str], Any], what: str) -> Any:
+    """None: unchanged; "none": cleared; otherwise parsed, or a clear error."""
+    from confide.accounts.contract import UNSET
+
+    if value is None:
+        return None
+    if value.strip().lower() == "none":
+        return UNSET
+    try:
+        return parse(value)
+    except ValueError:
+        fail(f"Invalid {what}: {value!r}.")
+
+
+@org_app.command("configure")
+def org_configure(
+    org: Annotated[str, typer.Option("--org", help="Organisation id.")],
+    contract_start: Annotated[
+        str | None, typer.Option("--contract-start", help="YYYY-MM-DD, or none.")
+    ] = None,
+    contract_end: Annotated[
+        str | None,
+        typer.Option(
+            "--contract-end",
+            help="YYYY-MM-DD, or none. Personal data goes 3 months after this day at the latest.",
+        ),
+    ] = None,
+    retention_months: Annotated[
+        str | None,
+        typer.Option(
+            "--retention-months",
+            help="A shorter retention for personal data (3-120 months), or none for the maximum.",
+        ),
+    ] = None,
+    behaviour_days: Annotated[
+        int | None,
+        typer.Option("--behaviour-days", help="Raw visits and page views kept (days, 1-1100)."),
+    ] = None,
+    end_of_contract: Annotated[
+        str | None,
+        typer.Option("--end-of-contract", help="delete, or return_then_delete (export first)."),
+    ] = None,
+    auto_approve: Annotated[
+        bool | None,
+        typer.Option(
+            "--auto-approve/--manual-approve",
+            help="Approve verified privacy requests without a review by the client.",
+        ),
+    ] = None,
+    database_url: DbOpt = DEFAULT_DATABASE_URL,
+) -> None:
+    """Set an organisation's contract dates and retention; prints the result. Audited."""
+    import json
+    from datetime import date
+
+    from confide.accounts.contract import ContractChange, configure
+
+    change = ContractChange(
+        contract_start=_optional(contract_start, date.fromisoformat, "--contract-start"),
+        contract_end=_optional(contract_end, date.fromisoformat, "--contract-end"),
+        retention_months=_optional(retention_months, int, "--retention-months"),
+        behaviour_retention_days=behaviour_days,
+        end_of_contract=end_of_contract,
+        privacy_auto_approve=auto_approve,
+    )
+    result = run_service(database_url, lambda ctx: configure(ctx.db, org, change))
+    typer.echo(json.dumps(result, indent=2))
 
 
 @site_app.command("create")
