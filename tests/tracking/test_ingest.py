@@ -389,10 +389,20 @@ def test_foreign_origin_unknown_site_and_oversize(env: Env) -> None:
         "https://notice-a.example.evil.com",
         "null",
         "http://notice-a.example",
+        # Malformed headers a browser never sends: refused, not a server error.
+        "https://notice-a.example:99999",
+        "https://notice-a.example:abc",
+        "http://[::1",
     ):
         r = send(env, env.notice_a, origin, events, visit=visit)
         assert r.status_code == 403, origin
         assert "access-control-allow-origin" not in r.headers
+    for origin in ("https://notice-a.example:99999", "http://[::1"):
+        preflight = env.http.options(
+            "/api/t", headers={"Origin": origin, "Access-Control-Request-Method": "POST"}
+        )
+        assert preflight.status_code == 403, origin
+        assert "access-control-allow-origin" not in preflight.headers
     no_origin = {k: v for k, v in headers(NOTICE_A).items() if k != "Origin"}
     body = json.dumps({"site": env.notice_a, "visit": visit, "events": events})
     assert env.http.post("/api/t", content=body, headers=no_origin).status_code == 403

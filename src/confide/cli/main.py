@@ -243,7 +243,17 @@ def site_create(
     database_url: DbOpt = DEFAULT_DATABASE_URL,
 ) -> None:
     """Create a site; prints its key and the embed snippet."""
+    from confide.errors import InvalidInput
+    from confide.sites.origins import normalise_origin
     from confide.sites.service import embed_snippet
+
+    try:  # the snippet's script address: an http(s) URL, perhaps with a path
+        normalise_origin(public_url)
+    except InvalidInput:
+        fail(
+            "--public-url must be an http(s) address, e.g. https://chat.example.com: "
+            f"{public_url!r}"
+        )
 
     site = run_service(
         database_url,

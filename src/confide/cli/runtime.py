@@ -60,6 +60,10 @@ def _database_problem(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         return f"Cannot reach the database ({exc.strerror or exc.__class__.__name__})."
     text = str(getattr(exc, "orig", exc)).splitlines()[0][:200]
+    if text.startswith("role ") and "does not exist" in text:
+        return f"The database refused the login: {text} (check the user in the URL)."
+    if "password authentication failed" in text:
+        return "The database refused the login: wrong password for that user."
     if text.startswith("database ") and "does not exist" in text:
         return f"The {text}: create it first (createdb …)."
     if "no such table" in text or "does not exist" in text:

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import func, select, update
 
-from confide.accounts.models import Role
+from confide.accounts.models import Organisation, Role
 from confide.accounts.principal import Principal
 from confide.audit import log as audit
 from confide.chat.views import iso
@@ -99,6 +99,8 @@ class DeliveryAdmin:
         clean = check_target(kind, target)
         secret = new_secret() if kind == "webhook" else None
         async with self.db.session(scope) as s:
+            if await s.get(Organisation, organisation_id) is None:
+                raise NotFound("No such organisation.")
             if site_id is not None:
                 site = await s.scalar(select(Site).where(Site.id == site_id))
                 if site is None or site.organisation_id != organisation_id:
