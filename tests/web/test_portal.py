@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import orjson
@@ -235,7 +236,33 @@ def test_pages_without_a_session_redirect_to_sign_in(live_server: LiveServer, wo
         ):
             response = anonymous.get(path)
             assert response.status_code == 303, path
-            assert response.headers["location"] == "/console/login"
+            assert response.headers["location"] == "/console/login?next=" + quote(path, safe="")
+
+
+def _sign_in(server: LiveServer, account: Any, next_path: str | None) -> httpx.Response:
+    with httpx.Client(base_url=server.url) as http:
+        query = {"next": next_path} if next_path is not None else {}
+        page = http.get("/console/login", params=query)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert token is not None
+        form = {"email": account.email, "password": account.password, "csrf_token": token[1]}
+        if next_path is not None:
+            form["next"] = next_path
+        return http.post("/console/login", data=form)
+
+
+def test_sign_in_returns_to_the_page_asked_for(live_server: LiveServer, world: World) -> None:
+    """A sales manager opening a portal link signs in and lands on it, not in the console;
+    without a link they go to the console (client staff chat too); nothing sends them off this
+    server."""
+    signed = _sign_in(live_server, world.client_a, "/portal/leads?status=new")
+    assert signed.headers["location"] == "/portal/leads?status=new"
+    assert _sign_in(live_server, world.client_a, None).headers["location"] == "/console"
+    for outside in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
+        assert _sign_in(live_server, world.client_a, outside).headers["location"] == "/console"
+    page = httpx.get(f"{live_server.url}/console/login", params={"next": "/portal/leads"})
+    assert "Sign in to the client portal" in page.text
+    assert 'name="next" value="/portal/leads"' in page.text
 
 
 def test_the_list_shows_the_sites_in_scope(client_a: httpx.Client, world: World) -> None:

@@ -254,7 +254,8 @@ def test_list_filters_and_empty_states(
 def test_operators_and_strangers_are_kept_out(world: World, seeded: Seeded) -> None:
     with httpx.Client(base_url=world.server.url, timeout=10) as anonymous:
         page = anonymous.get(f"/portal/leads/{seeded.sam}")
-        assert page.status_code == 303 and page.headers["location"] == "/console/login"
+        assert page.status_code == 303
+        assert page.headers["location"] == f"/console/login?next=%2Fportal%2Fleads%2F{seeded.sam}"
         csv_file = anonymous.get("/portal/leads.csv")
         assert csv_file.status_code == 303
     op = world.server.login(world.operator_a)

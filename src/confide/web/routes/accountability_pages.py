@@ -30,6 +30,7 @@ from confide.web.errors import TITLES, status_for
 from confide.web.routes.console import _page, _signed_in
 from confide.web.routes.portal import _check_role, _error
 from confide.web.routes.widget import public_base
+from confide.web.signin_redirect import to_sign_in
 from confide.web.throttle import limited
 
 router = APIRouter(include_in_schema=False)
@@ -52,7 +53,7 @@ async def _session(request: Request, ctx: Ctx) -> tuple[Principal, str] | Respon
     """The signed-in client or admin, or the response to send instead (sign-in, 403 page)."""
     session = await _signed_in(request, ctx)
     if session is None:
-        return RedirectResponse("/console/login", status_code=303)
+        return to_sign_in(request)
     try:
         _check_role(session[0])
     except ConfideError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
@@ -14,6 +15,7 @@ from confide.errors import AuthenticationFailed, Forbidden, LockedOut
 from confide.ids import new_secret
 from confide.web.deps import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Ctx, tokens_match
 from confide.web.routes.widget import public_base
+from confide.web.signin_redirect import after_sign_in, safe_next, to_sign_in
 from confide.web.viewmodels import HistoryItem, SiteItem
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -41,11 +43,20 @@ async def _signed_in(request: Request, ctx: Ctx) -> tuple[Principal, str] | None
 
 
 def _login_page(
-    request: Request, ctx: Ctx, *, error: str | None, email: str, status: int
+    request: Request,
+    ctx: Ctx,
+    *,
+    error: str | None,
+    email: str,
+    status: int,
+    next_path: str | None = None,
 ) -> Response:
     csrf = new_secret()
     response = _page(
-        request, "console/login.html", {"csrf_token": csrf, "error": error, "email": email}, status
+        request,
+        "console/login.html",
+        {"csrf_token": csrf, "error": error, "email": email, "next": safe_next(next_path)},
+        status,
     )
     response.set_cookie(
         LOGIN_CSRF_COOKIE,
@@ -59,10 +70,11 @@ def _login_page(
 
 
 @router.get("/login", response_class=HTMLResponse)
-async def login_form(request: Request, ctx: Ctx) -> Response:
-    if await _signed_in(request, ctx):
-        return RedirectResponse("/console", status_code=303)
-    return _login_page(request, ctx, error=None, email="", status=200)
+async def login_form(request: Request, ctx: Ctx, next: str | None = None) -> Response:
+    session = await _signed_in(request, ctx)
+    if session:
+        return RedirectResponse(after_sign_in(session[0], next), status_code=303)
+    return _login_page(request, ctx, error=None, email="", status=200, next_path=next)
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -72,23 +84,19 @@ async def login(
     email: Annotated[str, Form(max_length=320)] = "",
     password: Annotated[str, Form(max_length=MAX_PASSWORD_LENGTH)] = "",
     csrf_token: Annotated[str, Form(max_length=100)] = "",
+    next: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    again = functools.partial(_login_page, request, ctx, email=email, next_path=next)
     if not tokens_match(expected, csrf_token):
-        return _login_page(
-            request,
-            ctx,
-            error="Your sign-in form expired. Please try again.",
-            email=email,
-            status=403,
-        )
+        return again(error="Your sign-in form expired. Please try again.", status=403)
     try:
         signed_in = await ctx.accounts.sign_in(email, password)
     except LockedOut as exc:
-        return _login_page(request, ctx, error=exc.message, email=email, status=429)
+        return again(error=exc.message, status=429)
     except AuthenticationFailed as exc:
-        return _login_page(request, ctx, error=exc.message, email=email, status=401)
-    response = RedirectResponse("/console", status_code=303)
+        return again(error=exc.message, status=401)
+    response = RedirectResponse(after_sign_in(signed_in.principal, next), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
         signed_in.token,
@@ -120,7 +128,7 @@ async def logout(
 async def console(request: Request, ctx: Ctx) -> Response:
     session = await _signed_in(request, ctx)
     if session is None:
-        return RedirectResponse("/console/login", status_code=303)
+        return to_sign_in(request)
     principal, csrf = session
     base = public_base(request, ctx)
     ws_base = base.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
@@ -149,7 +157,7 @@ async def history(
 ) -> Response:
     session = await _signed_in(request, ctx)
     if session is None:
-        return RedirectResponse("/console/login", status_code=303)
+        return to_sign_in(request)
     principal, csrf = session
     hits, has_next = await ctx.chat.search(principal, q=q, site_id=site or None, page=page)
     sites = await ctx.sites.list_sites(principal.scope)
@@ -178,7 +186,7 @@ async def deliveries(
     """The page only: console-deliveries.js reads /api/deliveries and /api/destinations."""
     session = await _signed_in(request, ctx)
     if session is None:
-        return RedirectResponse("/console/login", status_code=303)
+        return to_sign_in(request)
     principal, csrf = session
     return _page(
         request,
@@ -196,7 +204,7 @@ async def deliveries(
 async def transcript(request: Request, ctx: Ctx, conversation_id: str) -> Response:
     session = await _signed_in(request, ctx)
     if session is None:
-        return RedirectResponse("/console/login", status_code=303)
+        return to_sign_in(request)
     principal, csrf = session
     view, messages = await ctx.chat.transcript(principal, conversation_id)
     item = HistoryItem.of(view, len(messages), None, messages)

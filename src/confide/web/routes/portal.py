@@ -21,7 +21,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from confide.accounts.models import Role
 from confide.accounts.principal import Principal
@@ -34,6 +34,7 @@ from confide.web import charts
 from confide.web.deps import Ctx
 from confide.web.errors import TITLES, status_for
 from confide.web.routes.console import _page, _signed_in
+from confide.web.signin_redirect import to_sign_in
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
 
@@ -390,7 +391,7 @@ async def _report(
 async def sites(request: Request, ctx: Ctx) -> Response:
     session = await _signed_in(request, ctx)
     if session is None:
-        return RedirectResponse("/console/login", status_code=303)
+        return to_sign_in(request)
     principal, csrf = session
     try:
         _check_role(principal)
@@ -448,7 +449,7 @@ async def site_report(
 ) -> Response:
     session = await _signed_in(request, ctx)
     if session is None:
-        return RedirectResponse("/console/login", status_code=303)
+        return to_sign_in(request)
     principal, csrf = session
     today = utcnow().date()
     try:
@@ -534,7 +535,7 @@ async def export_csv(
 ) -> Response:
     session = await _signed_in(request, ctx)
     if session is None:
-        return RedirectResponse("/console/login", status_code=303)
+        return to_sign_in(request)
     principal, _csrf = session
     try:
         _check_role(principal)

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
 from confide.accounts.models import Role, User
@@ -21,6 +21,7 @@ from confide.storage.scope import Scope
 from confide.web.deps import Ctx
 from confide.web.routes.console import _page, _signed_in
 from confide.web.routes.portal import _error
+from confide.web.signin_redirect import to_sign_in
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
 PAGE = 100
@@ -67,7 +68,7 @@ async def trail(
 ) -> Response:
     session = await _signed_in(request, ctx)
     if session is None:
-        return RedirectResponse("/console/login", status_code=303)
+        return to_sign_in(request)
     principal = session[0]
     if principal.role is Role.OPERATOR:
         return _error(request, Forbidden("The audit trail is the client's and our admins'."))

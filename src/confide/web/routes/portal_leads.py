@@ -26,6 +26,7 @@ from confide.web.deps import Ctx, tokens_match
 from confide.web.errors import status_for
 from confide.web.routes.console import _page, _signed_in
 from confide.web.routes.portal import _check_role, _error, duration, key_label, slug
+from confide.web.signin_redirect import to_sign_in
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
 
@@ -176,7 +177,7 @@ async def _session(request: Request, ctx: Ctx) -> tuple[Principal, str] | Respon
     """The signed-in client or admin, or the response to send instead (sign-in, 403 page)."""
     session = await _signed_in(request, ctx)
     if session is None:
-        return RedirectResponse("/console/login", status_code=303)
+        return to_sign_in(request)
     try:
         _check_role(session[0])
     except ConfideError as exc:

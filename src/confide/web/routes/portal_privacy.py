@@ -24,6 +24,7 @@ from confide.web.errors import status_for
 from confide.web.routes.console import _page, _signed_in
 from confide.web.routes.portal import _error
 from confide.web.routes.privacy_api import DETAILS_LIMIT, require_decider
+from confide.web.signin_redirect import to_sign_in
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
 
@@ -98,7 +99,7 @@ async def _session(request: Request, ctx: AppContext) -> tuple[Principal, str] |
     """The signed-in client or admin, or the response to send instead (sign-in, 403 page)."""
     session = await _signed_in(request, ctx)
     if session is None:
-        return RedirectResponse("/console/login", status_code=303)
+        return to_sign_in(request)
     try:
         require_decider(session[0])
     except ConfideError as exc:
