@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     smtp_username: str = ""
     smtp_password: str = ""
     mail_from: str = "Confide leads <leads@confide.localhost>"
+    #: Write every email as a .eml file into this folder instead of sending it (`confide demo`:
+    #: verification codes and leads can be read without a mail server). Empty: SMTP.
+    mail_dir: str = ""
     #: The in-process delivery worker (off when separate `confide worker` processes run).
     worker: bool = True
     worker_poll_s: float = Field(default=1.0, gt=0.0)

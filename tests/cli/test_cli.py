@@ -579,7 +579,7 @@ def test_serve_on_a_busy_port_fails_cleanly(outcomes: dict[str, Outcome]) -> Non
     result = outcomes["serve-busy-port"].last
     assert result.returncode != 0
     assert "Traceback" not in result.stdout + result.stderr
-    assert "address already in use" in result.stderr
+    assert "is not available (Address already in use)" in result.stderr
 
 
 # --- confide demo -----------------------------------------------------------------------------
@@ -690,6 +690,35 @@ def test_demo_printed_login_works(demo: Demo) -> None:
         assert me["role"] == "operator"
         sites = client.get("/api/sites").json()
         assert key in {s["key"] for s in sites}  # the operator answers the demo site
+
+
+def test_demo_publishes_a_policy_and_keeps_its_mail_in_a_folder(demo: Demo) -> None:
+    """The public pages' policy link works, and the emails a user would need (the policy
+    notice to the sales manager here; verification codes, leads) are readable files."""
+    assert _banner_value(demo.banner(), "Emails") == "written to demo-mail/ (no mail server needed)"
+    policy = httpx.get(demo.url + "/policy", timeout=10)
+    assert policy.status_code == 200 and "Confide privacy policy (demo)" in policy.text
+    folder = demo.output.parent / "demo-mail"
+    deadline = time.monotonic() + 10
+    while not list(folder.glob("*.eml")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (notice,) = [p.read_text() for p in folder.glob("*.eml")]
+    assert "To: manager@demo.confide.dev" in notice and "demo-1" in notice
+    assert oct(folder.stat().st_mode & 0o777) == "0o700"
+
+
+def test_a_second_demo_on_the_same_port_says_so_before_anything_else(
+    demo: Demo, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONFIDE_")}
+    again = subprocess.run(
+        [sys.executable, "-m", "confide", "demo", "--port", str(demo.port)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert again.returncode == 1
+    assert "is not available" in again.stderr and "--port" in again.stderr
+    assert "demo is running" not in again.stdout
+    assert not (tmp_path / "confide-demo.db").exists()  # nothing was created either
 
 
 def test_demo_seed_is_idempotent(tmp_path: Path) -> None:

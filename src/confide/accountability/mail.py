@@ -21,7 +21,7 @@ from email.utils import format_datetime, make_msgid, parseaddr
 
 from confide.accountability.models import Notice
 from confide.clock import utcnow
-from confide.delivery.email import send_email
+from confide.delivery.email import send_configured
 from confide.settings import Settings
 from confide.storage.engine import Database
 from confide.storage.scope import Scope
@@ -71,14 +71,7 @@ class Postman:
     async def send(self, letter: Letter) -> str | None:
         """Send one letter; ``None`` when the relay accepted it, else the error's class name."""
         try:
-            await send_email(
-                self.compose(letter),
-                host=self.settings.smtp_host,
-                port=self.settings.smtp_port,
-                starttls=self.settings.smtp_starttls,
-                username=self.settings.smtp_username or None,
-                password=self.settings.smtp_password or None,
-            )
+            await send_configured(self.settings, self.compose(letter))
         except Exception as exc:  # reported to the caller; never the address in the log
             log.warning("notice email not sent: %s", type(exc).__name__)
             return type(exc).__name__

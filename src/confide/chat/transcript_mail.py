@@ -20,7 +20,7 @@ from confide.audit.log import Actor as AuditActor
 from confide.audit.log import AuditLog
 from confide.chat.service import ChatService, ConversationRef, VisitorActor
 from confide.chat.views import MessageView
-from confide.delivery.email import send_email
+from confide.delivery.email import send_configured
 from confide.errors import ConfideError, InvalidInput, RateLimited
 from confide.lru import LruDict
 from confide.settings import Settings
@@ -61,13 +61,8 @@ class TranscriptMailer:
             raise InvalidInput("There is nothing in this chat to send yet.")
         cfg = self.settings
         try:
-            await send_email(
-                compose(messages, site_name, sender=cfg.mail_from, recipient=to),
-                host=cfg.smtp_host,
-                port=cfg.smtp_port,
-                starttls=cfg.smtp_starttls,
-                username=cfg.smtp_username or None,
-                password=cfg.smtp_password or None,
+            await send_configured(
+                cfg, compose(messages, site_name, sender=cfg.mail_from, recipient=to)
             )
         except (OSError, smtplib.SMTPException) as exc:
             log.warning("transcript email failed: %s", type(exc).__name__)

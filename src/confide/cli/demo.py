@@ -99,4 +99,22 @@ async def seed_demo(ctx: AppContext, base_url: str, port: int) -> Seeded:
             organisation_id=org.id,
             site_ids=[site.id, east.id],
         )
+    await _publish_policy(ctx, base_url)
     return Seeded(site.key, east.key, OPERATOR_EMAIL, OPERATOR_PASSWORD)
+
+
+async def _publish_policy(ctx: AppContext, base_url: str) -> None:
+    """Once: the public pages link to the current policy, which must exist."""
+    from confide.accountability.service import Accountability
+    from confide.cli import demo_policy
+
+    policies = Accountability(ctx.db, ctx.settings).policies
+    if await policies.versions():
+        return
+    await policies.publish(
+        None,
+        version=demo_policy.VERSION,
+        text=demo_policy.TEXT,
+        title=demo_policy.TITLE,
+        base_url=base_url,
+    )

@@ -88,8 +88,9 @@ def serve(
     ] = True,
 ) -> None:
     """Run the server (HTTP + WebSocket)."""
-    from confide.cli.runtime import migrate_db, run_server
+    from confide.cli.runtime import ensure_port_free, migrate_db, run_server
 
+    ensure_port_free(host, port)
     if migrate_first:
         migrate_db(database_url)
     run_server(_settings(database_url, broker_url=broker_url or None, worker=worker), host, port)
@@ -101,10 +102,19 @@ def demo(
     port: PortOpt = 8000,
     database_url: DbOpt = "sqlite:///confide-demo.db",
 ) -> None:
-    """Run the server with a demo organisation, site, operator and dealership page at /demo/."""
-    from confide.cli.demo import seed_demo
-    from confide.cli.runtime import migrate_db, run_server
+    """Run the server with a demo organisation, site, operator and dealership page at /demo/.
 
+    Emails (verification codes, leads, transcripts) are written to ./demo-mail/ as .eml files
+    unless CONFIDE_MAIL_DIR or an SMTP relay (CONFIDE_SMTP_HOST) is configured."""
+    import os
+
+    from confide.cli.demo import seed_demo
+    from confide.cli.runtime import ensure_port_free, migrate_db, run_server
+
+    ensure_port_free(host, port)
+    if "CONFIDE_SMTP_HOST" not in os.environ:
+        os.environ.setdefault("CONFIDE_MAIL_DIR", "demo-mail")
+    mail_dir = os.environ.get("CONFIDE_MAIL_DIR", "")
     migrate_db(database_url)
     base = f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0', '::') else host}:{port}"
     seeded = run_service(database_url, lambda ctx: seed_demo(ctx, base, port))
@@ -117,6 +127,11 @@ def demo(
         f"  Client sign-in       : {seeded.client_email}  /  {seeded.client_password}\n"
         f"  Site key             : {seeded.site_key}\n"
         f"  Database             : {database_url}\n"
+        + (
+            f"  Emails               : written to {mail_dir}/ (no mail server needed)\n"
+            if mail_dir
+            else ""
+        )
     )
     run_server(
         _settings(

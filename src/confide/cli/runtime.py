@@ -71,6 +71,27 @@ def _database_problem(exc: BaseException) -> str:
     return f"Database error: {text}"
 
 
+def ensure_port_free(host: str, port: int) -> None:
+    """Fail with one clear line before anything is printed or seeded, rather than announce a
+    server that then cannot listen."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        fail(f"Cannot listen on {host!r}: {exc.strerror}.")
+    family, kind, proto, _name, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            fail(
+                f"Port {port} on {host} is not available ({exc.strerror}): is another server "
+                "running? Choose another with --port."
+            )
+
+
 def run_server(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 

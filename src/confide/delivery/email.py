@@ -10,15 +10,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import html
+import os
+import secrets
 import smtplib
 import ssl
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
+from pathlib import Path
 
 from confide.clock import utcnow
 from confide.delivery.adf import ADF_MIME, consent_line, iso8601, purpose_label
 from confide.delivery.snapshot import Contact, LeadSnapshot, Vehicle
+from confide.settings import Settings
 
 OPT_OUT_SENTENCE = (
     "The visitor opted out of the sale or sharing of their personal information "
@@ -191,6 +195,34 @@ def render_html(sections: list[Section]) -> str:
 
 
 # -- sending ----------------------------------------------------------------------------------
+
+
+async def send_configured(settings: Settings, message: EmailMessage) -> None:
+    """Send ``message`` the way this server is configured: SMTP, or a .eml file per message in
+    ``settings.mail_dir`` (the demo's mail folder)."""
+    if settings.mail_dir:
+        await asyncio.to_thread(_write_eml, Path(settings.mail_dir), message)
+        return
+    await send_email(
+        message,
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        starttls=settings.smtp_starttls,
+        username=settings.smtp_username or None,
+        password=settings.smtp_password or None,
+    )
+
+
+def _write_eml(folder: Path, message: EmailMessage) -> None:
+    """Written whole then renamed: a reader never sees half a message. Owner-only: the
+    messages carry personal data."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    name = f"{utcnow():%Y%m%dT%H%M%S}-{secrets.token_hex(4)}.eml"
+    partial = folder / f".{name}.part"
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(message.as_bytes())
+    partial.rename(folder / name)
 
 
 async def send_email(

@@ -29,7 +29,7 @@ from confide.accounts.models import Organisation
 from confide.audit import log as audit
 from confide.clock import utcnow
 from confide.delivery.adf import render_adf
-from confide.delivery.email import compose_lead_email, send_email
+from confide.delivery.email import compose_lead_email, send_configured
 from confide.delivery.models import DeliveryAttempt, Destination, OutboxJob
 from confide.delivery.snapshot import LeadSnapshot, for_region
 from confide.delivery.webhook import WebhookError, lead_payload, post_webhook
@@ -288,15 +288,7 @@ class DeliveryWorker:
         await post_webhook(target, secret or "", body, key, client=self._http, now=int(time.time()))
 
     async def _smtp(self, message: EmailMessage) -> None:
-        cfg = self.settings
-        await send_email(
-            message,
-            host=cfg.smtp_host,
-            port=cfg.smtp_port,
-            starttls=cfg.smtp_starttls,
-            username=cfg.smtp_username or None,
-            password=cfg.smtp_password or None,
-        )
+        await send_configured(self.settings, message)
 
     def backoff(self, attempts: int) -> float:
         """Exponential backoff with 'equal jitter': half fixed, half random."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from email.message import EmailMessage
 
-from confide.delivery.email import send_email
+from confide.delivery.email import send_configured
 from confide.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,14 +33,7 @@ class Mailer:
         message["Auto-Submitted"] = "auto-generated"
         message.set_content(body)
         try:
-            await send_email(
-                message,
-                host=self.settings.smtp_host,
-                port=self.settings.smtp_port,
-                starttls=self.settings.smtp_starttls,
-                username=self.settings.smtp_username or None,
-                password=self.settings.smtp_password or None,
-            )
+            await send_configured(self.settings, message)
         except Exception as exc:  # reported to the caller; never the address in the log
             log.warning("privacy email not sent: %s", type(exc).__name__)
             return False
