@@ -346,6 +346,7 @@ def test_all_bad_events_are_refused_with_reasons_and_nothing_stored(env: Env) ->
     assert r.status_code == 400
     assert r.json() == {
         "detail": "No valid event.",
+        "code": "bad_request",
         "accepted": 0,
         "rejected": [
             {"index": 0, "reason": "ts is older than 24 hours"},
@@ -377,7 +378,7 @@ def test_a_beacon_refused_as_a_whole_is_400(
         body = json.dumps({**too_many, **body})
     r = env.http.post("/api/t", content=body, headers=headers(NOTICE_A))
     assert r.status_code == 400
-    assert r.json() == {"detail": reason, "accepted": 0, "rejected": []}
+    assert r.json() == {"detail": reason, "code": "bad_request", "accepted": 0, "rejected": []}
     nothing_stored(env, visit)
 
 

@@ -325,6 +325,18 @@ def test_enquiry_that_is_not_json_is_422(http: httpx.Client) -> None:
         headers={"Origin": ORIGIN_A, "Content-Type": "application/json"},
     )
     assert response.status_code == 422
+    assert response.json()["detail"].startswith("The body is not valid JSON")
+    assert response.json()["code"] == "bad_request"
+    for content_type in ("text/plain", "application/x-www-form-urlencoded"):
+        form = http.post(
+            "/api/widget/enquiry",
+            content=b"name=x",
+            headers={"Origin": ORIGIN_A, "Content-Type": content_type},
+        )
+        assert form.status_code == 422
+        assert form.json()["detail"] == (
+            "The body must be a JSON object (Content-Type: application/json)."
+        )
 
 
 def test_enquiry_appears_in_the_operators_queue(http: httpx.Client, world: World) -> None:

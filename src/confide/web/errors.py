@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -75,6 +77,18 @@ def _render(request: Request, status: int, detail: str, code: str) -> Response:
     return JSONResponse({"detail": detail, "code": code}, status_code=status)
 
 
+def _reason(err: Any) -> str:
+    """One validation error in words: ``name: Field required``; a body that is not a JSON
+    object says so plainly (``: Input should be a valid dictionary`` helped nobody)."""
+    where = ".".join(str(p) for p in err["loc"] if p != "body")
+    kind = str(err.get("type", ""))
+    if not where and kind in ("dict_type", "model_attributes_type", "missing"):
+        return "The body must be a JSON object (Content-Type: application/json)."
+    if kind == "json_invalid":
+        return f"The body is not valid JSON ({err.get('ctx', {}).get('error', 'parse error')})."
+    return f"{where}: {err['msg']}" if where else str(err["msg"])
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ConfideError)
     async def _domain(request: Request, exc: ConfideError) -> Response:
@@ -93,10 +107,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
-        reasons = [
-            f"{'.'.join(str(p) for p in err['loc'] if p != 'body')}: {err['msg']}"
-            for err in exc.errors()
-        ]
+        reasons = [_reason(err) for err in exc.errors()]
         return JSONResponse(
             {
                 "detail": "; ".join(reasons) or "Invalid request.",

@@ -108,7 +108,8 @@ async def preflight(ctx: AppContext, origin: str | None) -> Reply:
 
 
 def too_large() -> Reply:
-    return 413, orjson.dumps({"detail": f"The body is larger than {MAX_BODY_BYTES} bytes."}), []
+    body = {"detail": f"The body is larger than {MAX_BODY_BYTES} bytes.", "code": "too_large"}
+    return 413, orjson.dumps(body), []
 
 
 def _refused(
@@ -116,7 +117,9 @@ def _refused(
     rejected: list[dict[str, Any]] | None = None,
     headers: list[tuple[bytes, bytes]] | None = None,
 ) -> Reply:
-    body = orjson.dumps({"detail": reason, "accepted": 0, "rejected": rejected or []})
+    body = orjson.dumps(
+        {"detail": reason, "code": "bad_request", "accepted": 0, "rejected": rejected or []}
+    )
     return 400, body, headers or []
 
 
