@@ -252,6 +252,8 @@ FAILURES: list[tuple[str, str, str]] = [
     ("site-missing-org", f"site create --name S --origin {SHOP}", "Missing option '--org'"),
     ("user-missing-role", f"{_USER} --email x11@acme.example {PW}", "Missing option '--role'"),
     ("org-missing-name", "org create", "Missing argument"),
+    ("keys-new-empty-name", "keys new ''", "A key name is 1 to 40"),
+    ("keys-new-spaces", "keys new 'bad id with spaces'", "A key name is 1 to 40"),
     ("org-retention-too-short", "org configure --org {org} --retention-months 2",
      "at least 3 months"),
     ("org-contract-backwards",

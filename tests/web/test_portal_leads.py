@@ -214,6 +214,9 @@ def test_list_shows_released_leads_only(seeded: Seeded, client_a: httpx.Client) 
     page = client_a.get("/portal/leads")
     assert page.status_code == 200, page.text[:500]
     assert page.headers["cache-control"] == "no-store"
+    # The top bar marks Leads as the current section, not Reports.
+    assert 'class="nav-extra" aria-current="page">Leads</a>' in page.text
+    assert 'aria-current="page">Reports</a>' not in page.text
     text = _text(page)
     assert SAM in text and FORMULA in text
     assert NORA not in text and seeded.nora not in page.text

@@ -26,7 +26,10 @@ def new(kid: Annotated[str, typer.Argument(help="A name for the key, e.g. 2026-1
     """Print a new master key entry for CONFIDE_MASTER_KEYS (put it first, keep the old after)."""
     from confide.crypto.vault import new_master_key_spec
 
-    typer.echo(new_master_key_spec(kid))
+    try:
+        typer.echo(new_master_key_spec(kid))
+    except ValueError as exc:
+        fail(str(exc))
 
 
 @keys_app.command("rotate")

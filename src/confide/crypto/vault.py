@@ -19,6 +19,7 @@ import hmac
 import itertools
 import logging
 import os
+import re
 import threading
 from collections import OrderedDict
 
@@ -46,19 +47,28 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+#: A master key's name: it is stored beside every wrapped key, so short and unambiguous.
+_KID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
+
+
 def parse_master_keys(spec: str) -> list[tuple[str, bytes]]:
     """``kid:base64key,kid2:base64key`` (32-byte keys), current first."""
     keys = []
     for part in filter(None, (p.strip() for p in spec.split(","))):
         kid, _, b64 = part.partition(":")
         secret = _unb64(b64)
-        if not kid or len(secret) != 32:
+        if not _KID.fullmatch(kid) or len(secret) != 32:
             raise ValueError("CONFIDE_MASTER_KEYS entries are kid:base64url(32 random bytes)")
         keys.append((kid, secret))
     return keys
 
 
 def new_master_key_spec(kid: str) -> str:
+    """``kid:key`` for CONFIDE_MASTER_KEYS; ``kid`` is refused unless it could be parsed back."""
+    if not _KID.fullmatch(kid):
+        raise ValueError(
+            "A key name is 1 to 40 letters, digits, dots, dashes or underscores, e.g. 2026-11."
+        )
     return f"{kid}:{_b64(os.urandom(32))}"
 
 
