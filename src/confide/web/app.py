@@ -23,6 +23,7 @@ from confide.web.routes import (
     accountability_api,
     accountability_pages,
     api,
+    api_docs,
     console,
     demo,
     health,
@@ -68,7 +69,7 @@ def create_app(settings: Settings | None = None) -> BeaconDispatch:
         version="1",
         summary="Privacy-first live chat and lead capture",
         lifespan=lifespan,
-        docs_url="/api/docs",
+        docs_url=None,  # /api/docs is ours (routes/api_docs.py): no CDN, no inline script
         redoc_url=None,
     )
     app.state.ctx = ctx
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> BeaconDispatch:
     app.mount("/static", StaticFiles(directory=PACKAGE / "static"), name="static")
     for router in (
         health.router,
+        api_docs.router,
         widget.router,
         console.router,
         portal.router,
