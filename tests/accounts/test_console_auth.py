@@ -94,11 +94,39 @@ def test_sign_in_sets_a_httponly_samesite_lax_session(browser: httpx.Client, wor
     me = browser.get("/api/me")
     assert me.status_code == 200
     assert me.json()["email"] == world.operator_a.email
+    assert "secure" not in attrs  # plain http (development): a Secure cookie would be dropped
+    assert "strict-transport-security" not in response.headers
     assert me.json()["role"] == "operator"
     assert browser.get("/console").status_code == 200
     # A signed-in user visiting the login page is sent to the console.
     again = browser.get("/console/login")
     assert again.status_code == 303 and again.headers["location"] == "/console"
+
+
+def test_behind_an_https_proxy_cookies_are_secure_and_hsts_is_sent(
+    live_server: LiveServer, world: World
+) -> None:
+    """The TLS-terminating proxy says so with X-Forwarded-Proto (trusted from loopback)."""
+    https = {"X-Forwarded-Proto": "https"}
+    with httpx.Client(base_url=live_server.url, timeout=10, headers=https) as client:
+        form = client.get("/console/login")
+        assert "max-age=31536000" in form.headers["strict-transport-security"]
+        (login_csrf,) = _set_cookies(form, "confide_login_csrf")
+        assert "; secure" in login_csrf.lower()
+        # httpx keeps a Secure cookie off this plain-http test URL; the proxy's browser sends it.
+        value = SimpleCookie(login_csrf)["confide_login_csrf"].value
+        signed = client.post(
+            "/console/login",
+            data={
+                "email": world.operator_a.email,
+                "password": world.operator_a.password,
+                "csrf_token": _csrf(form),
+            },
+            headers={"Cookie": f"confide_login_csrf={value}"},
+        )
+        assert signed.status_code == 303, signed.text[:300]
+        (session,) = _set_cookies(signed, "confide_session")
+        assert "; secure" in session.lower()
 
 
 def test_sign_in_accepts_email_in_any_case(browser: httpx.Client, world: World) -> None:

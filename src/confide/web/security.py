@@ -5,7 +5,10 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from confide.settings import Settings
 
 _NONCE = "csp_nonce"
 
@@ -61,9 +64,20 @@ class SecurityHeaders:
                         _policy(f"'self' 'nonce-{nonce}'") if nonce else _POLICY_WITHOUT_NONCE
                     )
                     extra[b"x-frame-options"] = b"DENY"
-                if self.hsts:
+                if self.hsts or scope.get("scheme") == "https":  # https: tell browsers to stay
                     extra[b"strict-transport-security"] = b"max-age=31536000; includeSubDomains"
                 headers.extend((k, v) for k, v in extra.items() if k not in names)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def secure_cookie(request: Request, settings: Settings) -> bool:
+    """``Secure`` on our cookies whenever browsers reach us over https: configured, the public
+    URL says so, or this request came over https (directly or, behind a trusted proxy, per
+    ``X-Forwarded-Proto``). Plain-http development keeps working without it."""
+    return (
+        settings.secure_cookies
+        or settings.public_url.startswith("https://")
+        or request.url.scheme == "https"
+    )

@@ -30,6 +30,7 @@ from confide.web.errors import TITLES, status_for
 from confide.web.routes.console import _page, _signed_in
 from confide.web.routes.portal import _check_role, _error
 from confide.web.routes.widget import public_base
+from confide.web.security import secure_cookie
 from confide.web.signin_redirect import to_sign_in
 from confide.web.throttle import limited
 
@@ -255,7 +256,7 @@ def _subscribe_form(
         csrf,
         httponly=True,
         samesite="strict",
-        secure=ctx.settings.secure_cookies,
+        secure=secure_cookie(request, ctx.settings),
         path="/newsletter",
     )
     return response

@@ -15,6 +15,7 @@ from confide.errors import AuthenticationFailed, Forbidden, LockedOut
 from confide.ids import new_secret
 from confide.web.deps import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Ctx, tokens_match
 from confide.web.routes.widget import public_base
+from confide.web.security import secure_cookie
 from confide.web.signin_redirect import after_sign_in, safe_next, to_sign_in
 from confide.web.viewmodels import HistoryItem, SiteItem
 
@@ -63,7 +64,7 @@ def _login_page(
         csrf,
         httponly=True,
         samesite="strict",
-        secure=ctx.settings.secure_cookies,
+        secure=secure_cookie(request, ctx.settings),
         path="/console",
     )
     return response
@@ -102,7 +103,7 @@ async def login(
         signed_in.token,
         httponly=True,
         samesite="lax",
-        secure=ctx.settings.secure_cookies,
+        secure=secure_cookie(request, ctx.settings),
         max_age=ctx.settings.session_hours * 3600,
         path="/",
     )

@@ -45,6 +45,7 @@ from confide.web.errors import TITLES, status_for
 from confide.web.routes.console import _page
 from confide.web.routes.portal import duration
 from confide.web.routes.privacy_api import DESIGNATION_LIMIT, DETAILS_LIMIT, submit
+from confide.web.security import secure_cookie
 from confide.web.throttle import limited
 
 router = APIRouter(prefix="/privacy", include_in_schema=False)
@@ -133,7 +134,7 @@ def _render(
         token,
         httponly=True,
         samesite="strict",
-        secure=ctx.settings.secure_cookies,
+        secure=secure_cookie(request, ctx.settings),
         path="/privacy",
     )
     return response
