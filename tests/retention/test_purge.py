@@ -4,21 +4,24 @@ contract end with return-then-delete, legal holds, behavioural retention, dry ru
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 import confide.clock
 from confide.accounts.models import Organisation
-from confide.chat.models import Conversation, Message
+from confide.chat.models import ChatIdentifier, Conversation, Message
 from confide.clock import FrozenClock
 from confide.crypto.vault import ERASED
+from confide.ids import new_id
 from confide.leads.models import Person
+from confide.privacy.deadlines import add_months
+from confide.privacy.models import PrivacyRequest
 from confide.retention import holds
+from confide.retention.models import RetentionRun
 from confide.retention.purge import Purger
 from confide.retention.task import RetentionTask
 from confide.settings import Settings
@@ -105,6 +108,24 @@ def test_minimum_then_chosen_retention(
     run(database_url, tmp_path, body)
 
 
+def test_what_a_visitor_typed_goes_with_their_chat(
+    database_url: str, clock: FrozenClock, tmp_path: Path
+) -> None:
+    """The blind indexes of an email typed in a chat (chat/identifiers.py) are purged with it."""
+
+    async def body(ctx: AppContext, purger: Purger) -> None:
+        _org_id, site = await _org(ctx, retention_months=3)
+        _v, conv = await _chat(ctx, site, "write to me at typed.only@example.org")
+        typed = ChatIdentifier.conversation_id == conv
+        assert await _count(ctx, ChatIdentifier, typed) == 1
+        clock.advance(timedelta(days=93))
+        await purger.run()
+        assert await _count(ctx, Conversation, Conversation.id == conv) == 0
+        assert await _count(ctx, ChatIdentifier, typed) == 0
+
+    run(database_url, tmp_path, body)
+
+
 def test_legal_hold_keeps_a_person(database_url: str, clock: FrozenClock, tmp_path: Path) -> None:
     async def body(ctx: AppContext, purger: Purger) -> None:
         org, site = await _org(ctx, retention_months=3)
@@ -157,7 +178,7 @@ def test_contract_end_returns_then_deletes(
         async with ctx.db.session(Scope.system(), read_only=True) as s:
             stored = await s.get(Organisation, org)
             assert stored is not None and stored.purged_at is not None
-        assert json.loads(bundles[0].read_text())["organisation"] == "Kept Motors"
+        assert not bundles[0].exists()  # the returned copy goes with the data (R07)
         _ = ERASED
 
     run(database_url, tmp_path, body)
@@ -200,6 +221,8 @@ def test_the_daily_schedule_survives_restarts(
     a database that was never purged is purged shortly after start-up."""
 
     async def body(ctx: AppContext, purger: Purger) -> None:
+        async with ctx.db.session(Scope.system()) as s:  # the database is shared: start afresh
+            await s.execute(delete(RetentionRun))
         task = RetentionTask(purger, interval_s=86400, startup_delay_s=60)
         assert await task.first_delay() == 60  # never purged
         await purger.run(dry_run=True)
@@ -211,3 +234,43 @@ def test_the_daily_schedule_survives_restarts(
         assert await task.first_delay() == 60  # overdue: soon after start-up
 
     run(database_url, tmp_path, body)
+
+
+def test_request_records_go_24_months_after_the_request_ended(
+    database_url: str, clock: FrozenClock, tmp_path: Path
+) -> None:
+    """R54: kept for compliance at least 24 months, then purged; open requests stay."""
+
+    async def body(ctx: AppContext, purger: Purger) -> None:
+        org, _site = await _org(ctx)
+
+        def request(state: str, completed: datetime | None) -> PrivacyRequest:
+            return PrivacyRequest(
+                id=new_id(), organisation_id=org, kind="access", regime="gdpr", state=state,
+                channel="form", received_at=T0, due_at=T0 + timedelta(days=30),
+                completed_at=completed,
+            )  # fmt: skip
+
+        done, denied, open_ = (
+            request("complete", T0 + timedelta(days=3)),
+            request("denied", None),
+            request("pending", None),
+        )
+        async with ctx.db.session(Scope.system()) as s:
+            s.add_all([done, denied, open_])
+        ids = [done.id, denied.id, open_.id]
+        clock._at = add_months(T0, 24)  # the denied one (ended T0) is exactly 24 months old
+        await purger.run()
+        assert await _count(ctx, PrivacyRequest, PrivacyRequest.id.in_(ids)) == 3
+        clock._at = add_months(T0, 24) + timedelta(days=4)
+        run_ = await purger.run()
+        left = await _ids(ctx, ids)
+        assert left == {open_.id}
+        assert {(f["rule"], f["rows"]) for f in run_.report} >= {("request_records", 2)}
+
+    run(database_url, tmp_path, body)
+
+
+async def _ids(ctx: AppContext, ids: list[str]) -> set[str]:
+    async with ctx.db.session(Scope.system(), read_only=True) as s:
+        return set(await s.scalars(select(PrivacyRequest.id).where(PrivacyRequest.id.in_(ids))))

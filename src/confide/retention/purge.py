@@ -40,6 +40,7 @@ from confide.privacy import fulfil
 from confide.privacy.deadlines import add_months
 from confide.privacy.models import LegalHold
 from confide.privacy.registry import stores
+from confide.retention import records
 from confide.retention.models import RetentionRun
 from confide.storage.engine import Database
 from confide.storage.scope import Scope
@@ -87,6 +88,10 @@ class Purger:
         try:
             for org in orgs:
                 findings += await self._organisation(org, now, dry_run, tell)
+            gone = await records.expired_request_records(self.db, now, dry_run=dry_run)
+            if gone:
+                reason = f"ended more than {records.REQUEST_RECORD_MONTHS} months ago"
+                findings.append(Finding("*", "request_records", "privacy_requests", gone, reason))
         except BaseException:
             await self._close(run_id, "interrupted", findings)
             raise
@@ -139,7 +144,12 @@ class Purger:
             org, now + timedelta(days=1), reason, dry_run, tell, rule="contract_end"
         )
         out += await self._behaviour(org, now, dry_run, tell, everything=True)
+        bundles = records.return_bundles(self.exports_dir, org.id)
+        if bundles:
+            out.append(Finding(org.id, "contract_end", "return_bundle", len(bundles), reason))
         if not dry_run:
+            for bundle in bundles:
+                bundle.unlink(missing_ok=True)  # the returned copy goes with the data (R07)
             destroyed = self.db.vault.destroy_organisation(org.id)
             async with self.db.session(Scope.system()) as s:
                 stored = await s.get(Organisation, org.id)
@@ -152,7 +162,8 @@ class Purger:
                     organisation_id=org.id,
                     subject_kind="organisation_key",
                     subject_ref=org.id,
-                    purpose=f"{reason}: {destroyed} key(s) destroyed",
+                    purpose=f"{reason}: {destroyed} key(s) destroyed, "
+                    f"{len(bundles)} return bundle(s) deleted",
                 )
             out.append(Finding(org.id, "contract_end", "keys", destroyed, reason))
         return out
@@ -325,7 +336,7 @@ class Purger:
                 )
                 subject = await fulfil.resolve(s, org.id, persons, chunk)
                 data["subjects"].append(await fulfil.export(s, subject))
-        digest = hashlib.sha256(org.id.encode()).hexdigest()[:12]
+        digest = hashlib.sha256(org.id.encode()).hexdigest()[:12]  # see records.return_bundles
         path = self.exports_dir / f"return-{digest}-{now.date().isoformat()}.json"
         path.write_text(json.dumps(data, default=str))
         path.chmod(0o600)

@@ -58,7 +58,8 @@ class RetentionTask:
             )
         if last is None:
             return self.startup_delay_s
-        due = self.interval_s - (utcnow() - last).total_seconds()
+        elapsed = max(0.0, (utcnow() - last).total_seconds())  # a clock set back: not overdue
+        due = self.interval_s - elapsed
         return max(self.startup_delay_s, due)
 
     async def _run(self) -> None:
