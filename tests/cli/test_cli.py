@@ -201,6 +201,10 @@ JOBS: dict[str, list[Step]] = {
         Step("org configure --org {org} --retention-months 2"),  # refused: changes nothing
         Step("org configure --org {org} --auto-approve"),
     ],
+    "user-set-password": [
+        Step("user set-password --email DUP@acme.example --password brand-new-password"),
+        Step("user list"),
+    ],
     "user-assign": [
         Step(f"user create --email late@acme.example --name Late --role operator {PW}"),
         Step("user assign --email LATE@acme.example --site {site}"),
@@ -252,6 +256,11 @@ FAILURES: list[tuple[str, str, str]] = [
     ("site-missing-org", f"site create --name S --origin {SHOP}", "Missing option '--org'"),
     ("user-missing-role", f"{_USER} --email x11@acme.example {PW}", "Missing option '--role'"),
     ("org-missing-name", "org create", "Missing argument"),
+    ("set-password-unknown",
+     "user set-password --email ghost@acme.example --password long-enough-2",
+     "No such user"),
+    ("set-password-short", "user set-password --email dup@acme.example --password short",
+     "10 to 1024 characters"),
     ("keys-new-empty-name", "keys new ''", "A key name is 1 to 40"),
     ("keys-new-spaces", "keys new 'bad id with spaces'", "A key name is 1 to 40"),
     ("org-retention-too-short", "org configure --org {org} --retention-months 2",
@@ -389,6 +398,24 @@ def test_org_configure_sets_the_contract_and_audits_it(
     assert len(purposes) == 2
     assert "contract_end: None -> 2027-06-30" in purposes[0]
     assert purposes[1] == "privacy_auto_approve: False -> True"
+
+
+def test_user_set_password_and_list(outcomes: dict[str, Outcome]) -> None:
+    outcome = outcomes["user-set-password"]
+    changed, listed = outcome.results
+    assert changed.returncode == 0, changed.stderr
+    assert changed.stdout.strip() == "Password changed; 0 session(s) signed out."
+    assert "dup@acme.example\tadmin\t-\tDup" in listed.stdout.splitlines()
+    path = outcome.database_url.removeprefix("sqlite:///")
+    with closing(sqlite3.connect(path)) as db:
+        (hashed,) = db.execute(
+            "SELECT password_hash FROM users WHERE email = 'dup@acme.example'"
+        ).fetchone()
+        actions = [a for (a,) in db.execute("SELECT action FROM audit_log")]
+    from confide.accounts.passwords import verify_password
+
+    assert verify_password(hashed, "brand-new-password")
+    assert "account.password_set" in actions
 
 
 def test_site_create_prints_key_and_embed_snippet(

@@ -408,6 +408,38 @@ def user_assign(
     typer.echo("Assigned.")
 
 
+@user_app.command("list")
+def user_list(database_url: DbOpt = DEFAULT_DATABASE_URL) -> None:
+    """List accounts: email, role, organisation (client staff) and name."""
+    from confide.accounts.user_admin import list_users
+
+    for a in run_service(database_url, lambda ctx: list_users(ctx.db)):
+        typer.echo(f"{a.email}\t{a.role}\t{a.organisation or '-'}\t{a.name}")
+
+
+@user_app.command("set-password")
+def user_set_password(
+    email: Annotated[str, typer.Option("--email")],
+    password: Annotated[
+        str | None,
+        typer.Option(
+            "--password",
+            envvar="CONFIDE_PASSWORD",
+            help="At least 10 characters; prompted when omitted.",
+        ),
+    ] = None,
+    database_url: DbOpt = DEFAULT_DATABASE_URL,
+) -> None:
+    """Give an account a new password (a forgotten one); ends its sessions, lifts a lockout."""
+    from confide.accounts.user_admin import set_password
+
+    if password is None:
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    secret = password
+    ended = run_service(database_url, lambda ctx: set_password(ctx.db, email, secret))
+    typer.echo(f"Password changed; {ended} session(s) signed out.")
+
+
 @stats_app.command("rollup")
 def stats_rollup(
     days: Annotated[
