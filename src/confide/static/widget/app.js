@@ -688,6 +688,7 @@ function render() {
     : op ? op + " is here to help"
     : online ? "Online — we usually reply in minutes"
     : "Offline";
+  $("status-text").title = $("status-text").textContent; // shortened to one line while chatting
 
   const closed = !!S.conv && S.conv.state === "closed";
   // Offline visitors with no conversation in progress get a form instead of a dead chat.
