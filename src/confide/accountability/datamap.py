@@ -45,6 +45,7 @@ TABLE_PURPOSES: dict[str, str] = {
     "visitors": "chat_support",
     "conversations": "chat_support",
     "messages": "chat_support",
+    "chat_identifiers": "privacy_requests",
     "persons": "lead_handoff",
     "person_changes": "lead_handoff",
     "leads": "lead_handoff",

@@ -8,7 +8,7 @@ from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, Unique
 from sqlalchemy.orm import Mapped
 
 from confide.storage.base import Base, PersonalText, UTCDateTime, field
-from confide.storage.scope import SiteScoped
+from confide.storage.scope import OrgScoped, SiteScoped
 
 
 class Visitor(SiteScoped, Base):
@@ -178,6 +178,54 @@ class Message(SiteScoped, Base):
         String(32), nullable=True, category="system.id", retention="contract"
     )
     text: Mapped[str] = field(PersonalText, category="user.content.message", retention="contract")
+    created_at: Mapped[datetime] = field(
+        UTCDateTime, category="system.operations", retention="contract"
+    )
+
+
+class ChatIdentifier(OrgScoped, Base):
+    """An email address or phone number a visitor typed in a chat, kept as a blind index only.
+
+    Why: a rights request by that email or phone must reach the chat even when nobody captured
+    the detail into a person (R23, R51); the index finds the visitor, never shows the value.
+    Written with the message, in the same transaction (chat/identifiers.py).
+    """
+
+    __tablename__ = "chat_identifiers"
+    __table_args__ = (Index("ix_chat_identifiers_org_index", "organisation_id", "blind_index"),)
+
+    id: Mapped[int] = field(
+        Integer, primary_key=True, autoincrement=True, category="system.id", retention="contract"
+    )
+    organisation_id: Mapped[str] = field(
+        ForeignKey("organisations.id", ondelete="CASCADE"),
+        category="system.id",
+        retention="contract",
+    )
+    #: Deleted with the conversation, by SQL too (the retention purge, an organisation's end).
+    conversation_id: Mapped[str] = field(
+        ForeignKey("conversations.id", ondelete="CASCADE"),
+        index=True,
+        category="system.id",
+        retention="contract",
+    )
+    visitor_id: Mapped[str] = field(
+        ForeignKey("visitors.id", ondelete="CASCADE"),
+        index=True,
+        category="system.id",
+        retention="contract",
+    )
+    #: The message it was typed in (its ``seq``); an offline enquiry's contact field counts as
+    #: part of its one message (1).
+    seq: Mapped[int] = field(Integer, category="system.operations", retention="contract")
+    #: "email" or "phone".
+    kind: Mapped[str] = field(String(8), category="system.operations", retention="contract")
+    blind_index: Mapped[str] = field(
+        String(64),
+        category="user.contact",
+        retention="contract",
+        info={"plaintext_reason": "keyed HMAC (blind index), not the value"},
+    )
     created_at: Mapped[datetime] = field(
         UTCDateTime, category="system.operations", retention="contract"
     )

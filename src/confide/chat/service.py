@@ -13,9 +13,9 @@ from sqlalchemy import select, update
 from confide.accounts.principal import Principal
 from confide.audit.log import Actor as AuditActor
 from confide.audit.log import AuditLog
-from confide.chat import queries, recipients
+from confide.chat import identifiers, queries, recipients
 from confide.chat.lifecycle import OPEN_STATES, State, transition
-from confide.chat.models import Conversation, Message, Visitor
+from confide.chat.models import ChatIdentifier, Conversation, Message, Visitor
 from confide.chat.views import ConversationView, MessageView, ack_frame, message_frame
 from confide.chat.writer import Draft, MessageWriter, Stored
 from confide.clock import utcnow
@@ -233,6 +233,12 @@ class ChatService:
                     created_at=now,
                 )
             )
+            # The contact field and the text, indexed like a chat message (chat/identifiers.py).
+            typed = f"{contact}\n{text}"
+            found = identifiers.detect(typed, site.country, self.db.vault.blind_index)
+            org_id = site.organisation_id
+            rows = identifiers.rows(org_id, conv.id, visitor_id, 1, found, now)
+            s.add_all(ChatIdentifier(**row) for row in rows)
             await s.flush()
             view = await queries.conversation_view(s, conv.id)
             assert view is not None
@@ -309,6 +315,7 @@ class ChatService:
             notice,
             self.db.vault.seal(ref.visitor_id, ref.organisation_id, text),
             origin,
+            ref.visitor_id,
         )
         return self.writer.enqueue(draft)
 

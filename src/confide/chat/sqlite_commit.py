@@ -6,7 +6,8 @@ millisecond per small batch; bench/writer_micro.py). This module runs the same t
 and the commit as **one** call on a writer thread with the standard library's sqlite3, and is
 used only by :class:`~confide.chat.writer.MessageWriter` when the database is SQLite. PostgreSQL
 keeps the SQLAlchemy path. The SQL is the writer's, written out: same tables, same columns, the
-same ``YYYY-MM-DD HH:MM:SS.ffffff`` UTC text SQLAlchemy stores for datetimes.
+same ``YYYY-MM-DD HH:MM:SS.ffffff`` UTC text SQLAlchemy stores for datetimes, and the same
+``chat_identifiers`` rows for the new messages (chat/identifiers.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +28,8 @@ _FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 Row = tuple[str, str, str, str, str, str | None, str]
 #: Per draft: ("dup", seq, at) | ("new", seq, at, state) | ("closed",)
 Outcome = tuple[Any, ...]
+#: By index in the rows: (visitor_id, ((kind, blind index), ...)) typed in that message.
+FoundByRow = Mapping[int, tuple[str, tuple[tuple[str, str], ...]]]
 
 
 class SqliteCommitter:
@@ -67,8 +70,12 @@ class SqliteCommitter:
             self._conn = connect(self._path, checkpoints=False)  # the checkpointer thread does it
         return self._conn
 
-    async def commit(self, rows: Sequence[Row], now: datetime) -> list[Outcome]:
-        return await run_batch(self._inline, self._executor, self._commit, list(rows), now)
+    async def commit(
+        self, rows: Sequence[Row], now: datetime, found: FoundByRow | None = None
+    ) -> list[Outcome]:
+        return await run_batch(
+            self._inline, self._executor, self._commit, list(rows), now, found or {}
+        )
 
     def close(self) -> None:
         def _close() -> None:
@@ -81,12 +88,14 @@ class SqliteCommitter:
         self._stop.set()
         self._checkpointer.join(timeout=5)
 
-    def _commit(self, rows: list[Row], now: datetime, wait: bool = True) -> list[Outcome]:
+    def _commit(
+        self, rows: list[Row], now: datetime, found: FoundByRow, wait: bool = True
+    ) -> list[Outcome]:
         conn = self._connection()
         stamp = now.astimezone(UTC).replace(tzinfo=None).strftime(_FORMAT)
         begin_immediate(conn, wait)
         try:
-            outcomes = self._write(conn, rows, stamp, now)
+            outcomes = self._write(conn, rows, stamp, now, found)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -94,7 +103,12 @@ class SqliteCommitter:
         return outcomes
 
     def _write(
-        self, conn: sqlite3.Connection, rows: list[Row], stamp: str, now: datetime
+        self,
+        conn: sqlite3.Connection,
+        rows: list[Row],
+        stamp: str,
+        now: datetime,
+        found: FoundByRow,
     ) -> list[Outcome]:
         clients = sorted({r[1] for r in rows})
         marks = ",".join("?" * len(clients))
@@ -142,6 +156,18 @@ class SqliteCommitter:
                 "INSERT INTO messages (organisation_id, site_id, conversation_id, seq, client_id,"
                 " author_role, author_id, text, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 inserts,
+            )
+        typed = [
+            (rows[index][3], key[0], found[index][0], assigned[key], kind, blind, stamp)
+            for key, index in fresh.items()
+            if key in assigned and index in found
+            for kind, blind in found[index][1]
+        ]
+        if typed:
+            conn.executemany(
+                "INSERT INTO chat_identifiers (organisation_id, conversation_id, visitor_id, seq,"
+                " kind, blind_index, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                typed,
             )
         outcomes: list[Outcome] = []
         for index, r in enumerate(rows):

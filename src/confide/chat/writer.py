@@ -11,7 +11,9 @@ Per batch, in one transaction:
    original seq back (idempotency), nothing new is written;
 2. ``UPDATE conversations SET last_seq = last_seq + n … WHERE state <> 'closed' RETURNING`` hands
    out gap-free sequence numbers atomically, also across several nodes on PostgreSQL;
-3. one multi-row INSERT of the new messages.
+3. one multi-row INSERT of the new messages;
+4. the emails and phones visitors typed in them, as blind indexes (chat/identifiers.py, which
+   says why here), found before the transaction.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from sqlalchemy import Integer, Table, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from confide.chat import identifiers
 from confide.chat.lifecycle import OPEN_STATES
-from confide.chat.models import Conversation, Message
+from confide.chat.models import ChatIdentifier, Conversation, Message
 from confide.chat.sqlite_commit import SqliteCommitter
 from confide.clock import utcnow
 from confide.errors import ConfideError, InvalidState, NotFound
@@ -40,6 +43,7 @@ log = logging.getLogger(__name__)
 
 _messages: Table = Message.__table__  # type: ignore[assignment]
 _conversations: Table = Conversation.__table__  # type: ignore[assignment]
+_identifiers: Table = ChatIdentifier.__table__  # type: ignore[assignment]
 
 
 @dataclass(slots=True)
@@ -59,6 +63,10 @@ class Draft:
     sealed: str | None = None
     #: The socket that sent it: its ``ack`` is its copy, so the broadcast skips it.
     origin: str | None = None
+    #: The conversation's visitor: the data subject of what a visitor writes.
+    visitor_id: str | None = None
+    #: Emails and phones in a visitor's ``text`` as blind indexes; None until looked at.
+    found: identifiers.Found | None = None
 
     def stored_text(self) -> str:
         if self.sealed is None:
@@ -111,6 +119,7 @@ class MessageWriter:
         path = db.sqlite_file
         #: On SQLite, batches go through one sqlite3 call on a writer thread (sqlite_commit.py).
         self._sqlite = SqliteCommitter(path, inline=inline) if path else None
+        self._spotter = identifiers.Spotter(db)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="confide-message-writer")
@@ -185,6 +194,7 @@ class MessageWriter:
 
     async def _commit(self, batch: list[Draft]) -> list[Stored | BaseException]:
         now = utcnow()
+        await self._spotter.mark(batch)
         if self._sqlite is not None:
             return await self._commit_sqlite(batch, now)
         async with self._db.write_connection() as conn:
@@ -220,6 +230,16 @@ class MessageWriter:
                 )
             if rows:
                 await conn.execute(_messages.insert(), rows)
+            found = [
+                row
+                for key, d in fresh.items()
+                if key in assigned and d.found and d.visitor_id
+                for row in identifiers.rows(
+                    d.organisation_id, d.conversation_id, d.visitor_id, assigned[key], d.found, now
+                )
+            ]
+            if found:
+                await conn.execute(_identifiers.insert(), found)
         results: list[Stored | BaseException] = []
         for d in batch:
             key = (d.conversation_id, d.client_id)
@@ -251,8 +271,11 @@ class MessageWriter:
             )
             for d in batch
         ]
+        found = {
+            i: (d.visitor_id, d.found) for i, d in enumerate(batch) if d.found and d.visitor_id
+        }
         results: list[Stored | BaseException] = []
-        for d, outcome in zip(batch, await self._sqlite.commit(rows, now), strict=True):
+        for d, outcome in zip(batch, await self._sqlite.commit(rows, now, found), strict=True):
             if outcome[0] == "closed":
                 results.append(InvalidState("The conversation is closed; start a new one."))
             elif outcome[0] == "dup" and len(outcome) == 3:

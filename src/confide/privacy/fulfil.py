@@ -1,7 +1,8 @@
 """Carrying out an approved request: export, erasure, correction and the flags (R50-R55).
 
-Every function takes the subject as resolved from the persons on file and works through the
-registry, so a new store of personal data is exported and erased without touching this file.
+Every function takes the subject as resolved from the persons on file and the chat visitors
+matched (``resolve``) and works through the registry, so a new store of personal data is
+exported and erased without touching this file.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ async def resolve(
     person_ids: list[str],
     visitor_ids: list[str] | None = None,
 ) -> Subject:
-    """The subject's ids in every store, from the persons matched on file (and, for the
-    retention purge, anonymous chat visitors who never gave details)."""
+    """The subject's ids in every store, from the persons matched on file and the chat visitors
+    matched (visitors who typed the requester's email or phone in a chat, or, for the
+    retention purge, anonymous visitors who never gave details): all their conversations."""
     subject = Subject(organisation_id, list(person_ids))
     if not person_ids and not visitor_ids:
         return subject

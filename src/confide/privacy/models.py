@@ -63,6 +63,9 @@ class PrivacyRequest(OrgScoped, Base):
     power_of_attorney: Mapped[bool] = field(Boolean, default=False, **_OPS)
     #: Persons on file this request is about (ids only; empty when nobody matched).
     person_ids: Mapped[list[str]] = field(JSON, default=list, **_ID)
+    #: Visitors who typed the email or phone in a chat (``chat_identifiers``), ids only: their
+    #: conversations are the subject's too, with or without a person on file.
+    visitor_ids: Mapped[list[str]] = field(JSON, default=list, server_default="[]", **_ID)
     received_at: Mapped[datetime] = field(UTCDateTime, **_OPS)
     acknowledged_at: Mapped[datetime | None] = field(UTCDateTime, nullable=True, **_OPS)
     identity_verified_at: Mapped[datetime | None] = field(UTCDateTime, nullable=True, **_OPS)

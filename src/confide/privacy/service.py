@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from confide.accounts.models import Organisation, Role, User
 from confide.accounts.principal import Principal
 from confide.audit import log as audit
+from confide.chat.models import ChatIdentifier
 from confide.chat.views import iso
 from confide.clock import utcnow
 from confide.errors import Forbidden, InvalidInput, InvalidState, NotFound
@@ -100,7 +101,7 @@ class PrivacyService:
             org = await s.get(Organisation, organisation_id)
             if org is None:
                 raise NotFound("No such organisation.")
-            matched = await self._matches(s, organisation_id, email, phone)
+            matched, visitors = await self._matches(s, organisation_id, email, phone)
             req = PrivacyRequest(
                 id=new_id(),
                 organisation_id=organisation_id,
@@ -112,6 +113,7 @@ class PrivacyService:
                 phone_index=vault.blind_index("phone", phone),
                 power_of_attorney=intake.power_of_attorney,
                 person_ids=matched,
+                visitor_ids=visitors,
                 received_at=now,
                 acknowledged_at=now,
                 due_at=deadlines.due(now, regime, kind),
@@ -144,17 +146,47 @@ class PrivacyService:
 
     async def _matches(
         self, s: AsyncSession, org_id: str, email: str | None, phone: str | None
-    ) -> list[str]:
+    ) -> tuple[list[str], list[str]]:
+        """(person ids, visitor ids) the identity leads to: persons on file with this email or
+        phone, and visitors who typed it in a chat (``chat_identifiers``), with the persons
+        they became. What a visitor says in a chat is theirs whether or not it was captured."""
         vault = self.db.vault
+        email_index = vault.blind_index("email", email)
+        phone_index = vault.blind_index("phone", phone)
         conditions = []
-        if email:
-            conditions.append(Person.email_index == vault.blind_index("email", email))
-        if phone:
-            conditions.append(Person.phone_index == vault.blind_index("phone", phone))
+        if email_index:
+            conditions.append(Person.email_index == email_index)
+        if phone_index:
+            conditions.append(Person.phone_index == phone_index)
+        typed = [i for i in (email_index, phone_index) if i]
+        visitors = sorted(
+            set(
+                await s.scalars(
+                    select(ChatIdentifier.visitor_id).where(
+                        ChatIdentifier.organisation_id == org_id,
+                        ChatIdentifier.blind_index.in_(typed),
+                    )
+                )
+            )
+        )
+        if visitors:
+            conditions.append(Person.visitor_id.in_(visitors))
         rows = await s.scalars(
             select(Person.id).where(Person.organisation_id == org_id, or_(*conditions))
         )
-        return sorted(set(rows))
+        return sorted(set(rows)), visitors
+
+    async def _typed_in_chat(self, s: AsyncSession, org_id: str, kind: str, value: str) -> bool:
+        """Whether a visitor typed this email or phone in one of the organisation's chats."""
+        found = await s.scalar(
+            select(ChatIdentifier.id)
+            .where(
+                ChatIdentifier.organisation_id == org_id,
+                ChatIdentifier.blind_index == self.db.vault.blind_index(kind, value),
+            )
+            .limit(1)
+        )
+        return found is not None
 
     async def _next_step(
         self,
@@ -187,7 +219,7 @@ class PrivacyService:
         await self._to(
             s, req, State.IDENTITY_UNVERIFIED, None, "code sent if the identity is on file"
         )
-        if not req.person_ids:
+        if not (req.person_ids or req.visitor_ids):
             return None
         channel, to = await self._on_file(s, req, intake, email, phone)
         if channel is None or to is None:
@@ -204,21 +236,32 @@ class PrivacyService:
         email: str | None,
         phone: str | None,
     ) -> tuple[str | None, str | None]:
-        """Where the code may go: only an address or number we already hold for the person,
-        and never the field being corrected (a new email is proved by the phone on file)."""
+        """Where the code may go: only an address or number we already hold for the person (or
+        that the visitor typed in a chat: we hold it there), and never the field being
+        corrected (a new email is proved by the phone on file)."""
         persons = list(await s.scalars(select(Person).where(Person.id.in_(req.person_ids))))
         correcting = (
             fulfil.parse_correction(intake.details or "")[0] if req.kind == "correction" else None
         )
+        org_id = req.organisation_id
+        typed_phone = phone if correcting != "phone" else None
         if correcting == "email":
             phones = [p.phone for p in persons if p.phone]
-            return ("phone", phones[0]) if phones else (None, None)
+            if phones:
+                return "phone", phones[0]
+            if typed_phone and await self._typed_in_chat(s, org_id, "phone", typed_phone):
+                return "phone", typed_phone
+            return None, None
         vault = self.db.vault
         if email and any(p.email_index == vault.blind_index("email", email) for p in persons):
             return "email", email
         phone_index = vault.blind_index("phone", phone)
         if correcting != "phone" and any(p.phone_index == phone_index for p in persons if phone):
             return "phone", phone
+        if email and await self._typed_in_chat(s, org_id, "email", email):
+            return "email", email
+        if typed_phone and await self._typed_in_chat(s, org_id, "phone", typed_phone):
+            return "phone", typed_phone
         emails = [p.email for p in persons if p.email]
         return ("email", emails[0]) if emails and correcting != "email" else (None, None)
 
@@ -270,7 +313,7 @@ class PrivacyService:
             req = await s.get(PrivacyRequest, request_id)
             if req is None:
                 raise NotFound("No such request.")
-            if req.state != State.IDENTITY_UNVERIFIED.value or not req.person_ids:
+            if req.state != State.IDENTITY_UNVERIFIED.value or not _matched(req):
                 return  # the same silence as for an identity we do not hold
             await s.execute(
                 VerificationCode.__table__.update()  # type: ignore[attr-defined]
@@ -319,7 +362,7 @@ class PrivacyService:
             req.agent_designation = self.db.vault.seal(req.id, req.organisation_id, text)
             await self._to(s, req, State.IDENTITY_UNVERIFIED, None, "designation received")
             code, to = None, None
-            if req.person_ids:
+            if _matched(req):
                 # The person confirms directly: the code goes to what is on file for them,
                 # never to the contact the agent typed.
                 typed = req.contact
@@ -419,7 +462,9 @@ class PrivacyService:
             assert req is not None
             if req.state != State.IN_PROCESSING.value:
                 await self._to(s, req, State.IN_PROCESSING, actor, "processing")
-            subject = await fulfil.resolve(s, req.organisation_id, list(req.person_ids or []))
+            subject = await fulfil.resolve(
+                s, req.organisation_id, list(req.person_ids or []), list(req.visitor_ids or [])
+            )
             note, token = await self._carry_out(s, req, subject, now)
             await self._to(s, req, State.COMPLETE, actor, note)
             req.completed_at = now
@@ -492,7 +537,9 @@ class PrivacyService:
             )
             if not valid or req is None:
                 raise NotFound("This download link is not valid or has expired.")
-            subject = await fulfil.resolve(s, req.organisation_id, list(req.person_ids or []))
+            subject = await fulfil.resolve(
+                s, req.organisation_id, list(req.person_ids or []), list(req.visitor_ids or [])
+            )
             data = await fulfil.export(s, subject)
             org = await s.get(Organisation, req.organisation_id)
         manifest = {
@@ -653,6 +700,11 @@ class PrivacyService:
         self.db.vault.destroy_subject(req.id)
 
 
+def _matched(req: PrivacyRequest) -> bool:
+    """The identity leads to data we hold: a person on file, or a visitor's chat."""
+    return bool(req.person_ids or req.visitor_ids)
+
+
 def request_dict(req: PrivacyRequest, now: datetime) -> dict[str, Any]:
     due = req.extended_due_at or req.due_at
     open_ = State(req.state) not in TERMINAL
@@ -663,7 +715,7 @@ def request_dict(req: PrivacyRequest, now: datetime) -> dict[str, Any]:
         "regime": req.regime,
         "state": req.state,
         "channel": req.channel,
-        "matched": bool(req.person_ids),
+        "matched": _matched(req),
         "received_at": iso(req.received_at),
         "acknowledged_at": iso(req.acknowledged_at) if req.acknowledged_at else None,
         "identity_verified_at": iso(req.identity_verified_at) if req.identity_verified_at else None,

@@ -13,7 +13,7 @@ from confide.accountability.models import (
 )
 from confide.accounts.models import ConsoleSession, Organisation, SiteAssignment, User
 from confide.audit.models import AuditEntry
-from confide.chat.models import Conversation, Message, Visitor
+from confide.chat.models import ChatIdentifier, Conversation, Message, Visitor
 from confide.delivery.models import DeliveryAttempt, Destination, OutboxJob
 from confide.leads.models import (
     ConsentRecord,
@@ -47,6 +47,7 @@ __all__ = [
     "Base",
     "Breach",
     "BreachOrganisation",
+    "ChatIdentifier",
     "ConsentRecord",
     "ConsentRequest",
     "ConsoleSession",
