@@ -73,11 +73,7 @@ class SecurityHeaders:
 
 
 def secure_cookie(request: Request, settings: Settings) -> bool:
-    """``Secure`` on our cookies whenever browsers reach us over https: configured, the public
-    URL says so, or this request came over https (directly or, behind a trusted proxy, per
-    ``X-Forwarded-Proto``). Plain-http development keeps working without it."""
-    return (
-        settings.secure_cookies
-        or settings.public_url.startswith("https://")
-        or request.url.scheme == "https"
-    )
+    """``Secure`` on our cookies whenever browsers reach us over https: configured, or this
+    request came over https (directly or, behind a trusted proxy, per ``X-Forwarded-Proto``).
+    Plain-http development keeps working without it."""
+    return settings.secure_cookies or request.url.scheme == "https"
