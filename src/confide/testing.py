@@ -128,7 +128,9 @@ class LiveServer:
                 stderr=subprocess.STDOUT,
                 cwd=self.workdir,
             )
-        deadline = time.monotonic() + 30
+        # Generous: a busy 2-core machine (browsers, the other test worker) can take half a
+        # minute to migrate a fresh database and import everything.
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {self.logs()[-2000:]}")
@@ -138,7 +140,9 @@ class LiveServer:
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
-        raise RuntimeError("server did not become ready")
+        self.proc.kill()  # not left running for another test to trip over
+        self.proc.wait()
+        raise RuntimeError(f"server did not become ready: {self.logs()[-2000:]}")
 
     def stop(self, *, kill: bool = False) -> None:
         if self.proc is None:
