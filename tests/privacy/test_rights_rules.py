@@ -28,6 +28,7 @@ from confide.privacy.models import ErasureTask, LegalHold, VerificationCode
 from confide.privacy.notify import COMPLAINT_ROUTE
 from confide.privacy.service import CODE_TTL, MAX_ATTEMPTS, Intake
 from confide.storage.scope import Scope
+from confide.testing import free_port
 from tests.leads.helpers import SmtpSink
 from tests.privacy.test_rights_e2e import (
     World,
@@ -517,6 +518,79 @@ def test_an_agents_code_goes_to_the_person_on_file(database_url: str, smtp: Smtp
             by_text = [to for to, _ in texts] == [sub.phone]
             by_mail = any("Your code" in body for body in mails_to(smtp, sub.email))
             assert by_text != by_mail  # exactly one channel, and one the person holds
+        finally:
+            await w.ctx.stop()
+
+    run(go())
+
+
+def test_a_power_of_attorney_does_not_send_results_to_the_address_typed(
+    database_url: str, smtp: SmtpSink
+) -> None:
+    """R49 with a POA skips the person's confirmation, so the answer must go to contact
+    details we hold for them: someone claiming a POA with the victim's phone number and their
+    own email address gets nothing."""
+
+    texts: list[tuple[str, str]] = []
+
+    async def go() -> None:
+        w = await build_world(database_url, smtp, sms=lambda to, text: texts.append((to, text)))
+        try:
+            sub = await seed_subject(w, lead=False)
+            stranger = _unknown()
+            req = await w.ctx.privacy.submit(
+                w.org_id,
+                Intake(
+                    "access",
+                    email=stranger,
+                    phone=sub.phone_typed,
+                    channel="agent",
+                    agent_designation="Sam Agent, 2 Low St, York; power of attorney attached",
+                    power_of_attorney=True,
+                ),
+            )
+            assert req.state == "pending" and req.person_ids == [sub.person_id]
+            await w.ctx.privacy.approve(w.client, req.id)
+            assert not any("ready" in body for body in mails_to(smtp, stranger))
+            # The phone number matched the person on file: the link goes there.
+            assert any(to == sub.phone and "Your copy of the information" in t for to, t in texts)
+        finally:
+            await w.ctx.stop()
+
+    run(go())
+
+
+def test_an_acknowledgement_the_relay_refused_is_sent_later(
+    database_url: str, smtp: SmtpSink
+) -> None:
+    """R45: acknowledged means sent; a phone-only request is acknowledged by text."""
+    texts: list[tuple[str, str]] = []
+
+    async def go() -> None:
+        w = await build_world(database_url, smtp, sms=lambda to, text: texts.append((to, text)))
+        try:
+            sub = await seed_subject(w, lead=False)
+            settings = w.ctx.privacy.mailer.settings
+            working = settings.smtp_port
+            settings.smtp_port = free_port()  # nothing listens there: the relay is down
+            try:
+                req = await w.ctx.privacy.submit(w.org_id, Intake("access", email=sub.email))
+            finally:
+                settings.smtp_port = working
+            assert req.acknowledged_at is None
+            await w.ctx.privacy.remind()
+            again = await w.ctx.privacy.detail(w.client, req.id)
+            assert again["acknowledged_at"] is not None
+            (ack,) = [b for b in mails_to(smtp, sub.email) if "How it works" in b]
+            assert "You can expect our answer by" in ack
+
+            by_phone = await w.ctx.privacy.submit(
+                w.org_id, Intake("deletion", phone=sub.phone_typed)
+            )
+            assert by_phone.acknowledged_at is not None
+            # A number on file gets the code by text, saying how it works and when we answer.
+            ((to, text),) = texts
+            assert to == sub.phone and "within 10 minutes; we answer by" in text
         finally:
             await w.ctx.stop()
 

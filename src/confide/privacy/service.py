@@ -115,7 +115,6 @@ class PrivacyService:
                 person_ids=matched,
                 visitor_ids=visitors,
                 received_at=now,
-                acknowledged_at=now,
                 due_at=deadlines.due(now, regime, kind),
             )
             seal = vault.seal
@@ -128,9 +127,12 @@ class PrivacyService:
             code = await self._next_step(s, req, intake, email, phone, now)
             org_name = org.name
         if email:
-            # The code goes in this email only when this address is the one on file.
-            subject, body = acknowledgement(org_name, kind, req.due_at.date().isoformat(), None)
-            await self.mailer.send(email, subject, body)
+            await self._acknowledge(req.id, email, org_name)
+        else:
+            # By phone: a number we hold gets the code by text, which says how it works and
+            # when we answer; we text no number we do not hold (the answer on screen is the
+            # acknowledgement then).
+            await self._acknowledged(req.id)
         if code is not None:
             on_file = await self._contact(req.id)
             if on_file:
@@ -138,6 +140,25 @@ class PrivacyService:
         if kind in UNVERIFIED_KINDS:
             await self._fulfil(req.id, None)
         return await self._load(req.id)
+
+    async def _acknowledge(self, request_id: str, to: str | None, org_name: str) -> bool:
+        """Email the requester that we have the request, how verification works and when to
+        expect an answer (R45). ``acknowledged_at`` records a sent acknowledgement, not an
+        attempt; the daily task tries again while it is missing (:meth:`remind`)."""
+        if not to or "@" not in to:
+            return False
+        req = await self._load(request_id)
+        subject, body = acknowledgement(org_name, req.kind, req.due_at.date().isoformat(), None)
+        sent = await self.mailer.send(to, subject, body)
+        if sent:
+            await self._acknowledged(request_id)
+        return sent
+
+    async def _acknowledged(self, request_id: str) -> None:
+        async with self.db.session(Scope.system()) as s:
+            stored = await s.get(PrivacyRequest, request_id)
+            if stored is not None and stored.acknowledged_at is None:
+                stored.acknowledged_at = utcnow()
 
     async def _contact(self, request_id: str) -> str | None:
         async with self.db.session(Scope.system(), read_only=True) as s:
@@ -213,8 +234,12 @@ class PrivacyService:
             return None
         if intake.channel == "agent" and intake.power_of_attorney:
             # A recorded power of attorney replaces the person's direct confirmation (CCPA
-            # §7063): the client reviews the document before approving.
+            # §7063): the client reviews the document before approving. The results still go
+            # only to contact details we hold for the person, never to the address just typed:
+            # a false "power of attorney" must not buy someone else's data.
             await self._to(s, req, State.PENDING, None, "power of attorney recorded: for review")
+            _channel, to = await self._on_file(s, req, intake, email, phone)
+            req.contact = self.db.vault.seal(req.id, req.organisation_id, to)
             return None
         await self._to(
             s, req, State.IDENTITY_UNVERIFIED, None, "code sent if the identity is on file"
@@ -344,7 +369,13 @@ class PrivacyService:
             )
         )
         if channel == "phone":
-            self.sms(to, f"Your privacy request code: {code}")
+            # The text is the acknowledgement too (R45): how to use the code, when we answer.
+            due = (req.extended_due_at or req.due_at).date().isoformat()
+            self.sms(
+                to,
+                f"Your privacy request code: {code}. Enter it on the request page within 10 "
+                f"minutes; we answer by {due} at the latest.",
+            )
             return None
         return code
 
@@ -648,7 +679,24 @@ class PrivacyService:
             await self.mailer.send(
                 email, "A privacy request needs your decision", f"Request {rid}: {text}."
             )
+        await self._acknowledge_missing(open_states)
         return len(sent)
+
+    async def _acknowledge_missing(self, open_states: list[str]) -> int:
+        """Acknowledgements that could not be sent when the request came in (the mail relay
+        was down): tried again, to the contact the request holds."""
+        async with self.db.session(Scope.system(), read_only=True) as s:
+            rows = (
+                await s.execute(
+                    select(PrivacyRequest.id, PrivacyRequest.contact, Organisation.name)
+                    .join(Organisation, Organisation.id == PrivacyRequest.organisation_id)
+                    .where(
+                        PrivacyRequest.state.in_(open_states),
+                        PrivacyRequest.acknowledged_at.is_(None),
+                    )
+                )
+            ).all()
+        return sum([await self._acknowledge(rid, contact, org) for rid, contact, org in rows])
 
     # --- helpers ----------------------------------------------------------------------------------
 
