@@ -122,7 +122,7 @@ def test_review_follows_the_lifecycle(database_url: str, smtp: SmtpSink) -> None
             with pytest.raises(InvalidState):
                 await svc.approve(w.client, req.id)  # identity_unverified cannot be approved
             with pytest.raises(InvalidInput, match="reason"):
-                await svc.deny(w.client, req.id, "  ")
+                await svc.deny(w.client, req.id, "  ", "other")
             await svc.verify(req.id, mailed_code(smtp, sub.email))
             with pytest.raises(InvalidState):
                 await svc.verify(req.id, "000000")  # no longer waiting for a code
@@ -130,16 +130,25 @@ def test_review_follows_the_lifecycle(database_url: str, smtp: SmtpSink) -> None
                 await svc.approve(w.operator, req.id)  # the controller decides, not the operator
             done = await svc.approve(w.client, req.id)
             assert done.state == "complete"
-            for again in (svc.approve(w.client, req.id), svc.deny(w.client, req.id, "Too late")):
+            for again in (
+                svc.approve(w.client, req.id),
+                svc.deny(w.client, req.id, "Too late", "other"),
+            ):
                 with pytest.raises(InvalidState, match="complete cannot become"):
                     await again
 
             other = await svc.submit(w.org_id, Intake("deletion", email=sub.email))
             await svc.verify(other.id, mailed_code(smtp, sub.email))
-            denied = await svc.deny(w.client, other.id, "Records kept for a warranty claim")
+            with pytest.raises(InvalidInput, match="basis of the refusal"):
+                await svc.deny(w.client, other.id, "Records kept for a warranty claim")
+            denied = await svc.deny(
+                w.client, other.id, "Records kept for a warranty claim", "legal_claims"
+            )
             assert denied.state == "denied" and denied.contact is None
+            assert denied.denial_basis == "legal_claims"
             answer = mails_to(smtp, sub.email)[-1]
             assert "Records kept for a warranty claim" in answer and COMPLAINT_ROUTE in answer
+            assert "the information is needed for legal claims" in answer
             assert await count(w, Person, Person.id == sub.person_id) == 1
         finally:
             await w.ctx.stop()
@@ -625,6 +634,7 @@ def test_a_legal_hold_makes_the_deletion_partial(database_url: str, smtp: SmtpSi
             await _hold(w, sub.person_id)
             done = await verified_and_approved(w, Intake("deletion", email=sub.email))
             assert done.state == "complete" and done.partial
+            assert done.denial_basis == "legal_obligation"  # R41: the refusal in part, coded
             async with w.ctx.db.session(Scope.system(), read_only=True) as s:
                 tasks = list(
                     await s.scalars(select(ErasureTask).where(ErasureTask.request_id == done.id))

@@ -317,12 +317,17 @@ def test_deny_needs_a_reason_and_the_person_sees_it(
     assert "Needs your decision" in empty.text  # nothing changed
 
     reason = "We must keep sales records <for 6 years> (tax law)."
-    denied = decide(people, request_id, "deny", reason=reason)
+    no_basis = decide(people, request_id, "deny", reason=reason)
+    assert no_basis.status_code == 422 and "Choose the basis of the refusal" in no_basis.text
+    assert str(escape(reason)) in no_basis.text  # what was typed is kept
+    denied = decide(people, request_id, "deny", reason=reason, basis="legal_obligation")
     assert denied.status_code == 303
     page = public.get(f"/privacy/requests/{request_id}")
     assert "Your request was refused" in page.text
     assert str(escape(reason)) in page.text
     assert str(escape(COMPLAINT_ROUTE)) in page.text
+    review = people.client.get(f"/portal/privacy/{request_id}")
+    assert "Refused: the law requires us to keep the information." in review.text
 
 
 def test_an_agent_sends_the_authorisation_afterwards(
@@ -423,12 +428,14 @@ def test_the_api_takes_requests_and_decisions(
     url = f"/api/privacy/requests/{request_id}/approve"
     no_csrf = people.client.http.post(url, headers={"X-CSRF-Token": ""})
     assert no_csrf.status_code == 403
-    assert (
-        people.client.post(
-            f"/api/privacy/requests/{request_id}/deny", json={"reason": "no"}
-        ).status_code
-        == 422
+    deny_url = f"/api/privacy/requests/{request_id}/deny"
+    assert people.client.post(deny_url, json={"reason": "no"}).status_code == 422
+    no_basis = people.client.post(deny_url, json={"reason": "Manifestly unfounded."})
+    assert no_basis.status_code == 422  # a reason code is required too (R53)
+    bad_basis = people.client.post(
+        deny_url, json={"reason": "Manifestly unfounded.", "basis": "because"}
     )
+    assert bad_basis.status_code == 422 and "basis of the refusal" in bad_basis.json()["detail"]
     done = people.client.post(url)
     assert done.status_code == 200, done.text
     assert done.json()["state"] == "complete" and done.json()["details"] is None

@@ -75,3 +75,17 @@ def move(current: str, target: State, *, verified: bool, kind: str) -> State:
     if needs_identity and not verified and kind not in UNVERIFIED_KINDS:
         raise InvalidState("The requester's identity has not been verified yet.")
     return target
+
+
+#: Why a request is refused, in whole or in part (R53): a code recorded with the free text, and
+#: the words the person reads. A partial erasure under a legal hold is ``legal_obligation``
+#: (R41). GDPR Art. 12(5), 17(3); CCPA §7101(b) asks for the basis of a denial.
+DENIAL_BASES: dict[str, str] = {
+    "identity_not_verified": "we could not verify that the request comes from you",
+    "manifestly_unfounded": "the request is manifestly unfounded",
+    "excessive": "the request is excessive, in particular because it repeats an earlier one",
+    "legal_obligation": "the law requires us to keep the information",
+    "legal_claims": "the information is needed for legal claims",
+    "rights_of_others": "answering would reveal information about other people",
+    "other": "another reason, explained below",
+}

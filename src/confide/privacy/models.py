@@ -76,6 +76,8 @@ class PrivacyRequest(OrgScoped, Base):
     reviewed_at: Mapped[datetime | None] = field(UTCDateTime, nullable=True, **_OPS)
     #: A denial's or partial refusal's reason (no personal data: a reason code and text).
     decision_reason: Mapped[str | None] = field(Text, nullable=True, **_OPS)
+    #: The reason code of a refusal or a partial erasure (``DENIAL_BASES``; R41, R53).
+    denial_basis: Mapped[str | None] = field(String(32), nullable=True, **_OPS)
     completed_at: Mapped[datetime | None] = field(UTCDateTime, nullable=True, **_OPS)
     partial: Mapped[bool] = field(Boolean, default=False, **_OPS)
     #: Access requests: SHA-256 of the download token sent to the person.

@@ -30,7 +30,14 @@ from confide.ids import new_id
 from confide.leads import fields
 from confide.leads.models import Person
 from confide.privacy import deadlines, fulfil
-from confide.privacy.lifecycle import KINDS, TERMINAL, UNVERIFIED_KINDS, State, move
+from confide.privacy.lifecycle import (
+    DENIAL_BASES,
+    KINDS,
+    TERMINAL,
+    UNVERIFIED_KINDS,
+    State,
+    move,
+)
 from confide.privacy.models import ErasureTask, PrivacyRequest, RequestEvent, VerificationCode
 from confide.privacy.notify import COMPLAINT_ROUTE, Mailer, acknowledgement
 from confide.settings import Settings
@@ -417,21 +424,27 @@ class PrivacyService:
         await self._fulfil(request_id, principal.user_id)
         return await self._load(request_id)
 
-    async def deny(self, principal: Principal, request_id: str, reason: str) -> PrivacyRequest:
+    async def deny(
+        self, principal: Principal, request_id: str, reason: str, basis: str | None = None
+    ) -> PrivacyRequest:
+        """Refuse with a reason code (``DENIAL_BASES``) and a text the person reads (R53)."""
         reason = (reason or "").strip()
         if len(reason) < 5:
             raise InvalidInput("A denial needs a reason the person can read.")
+        if basis not in DENIAL_BASES:
+            raise InvalidInput(f"Choose the basis of the refusal: {', '.join(DENIAL_BASES)}.")
         async with self.db.session(principal.scope) as s:
             req = await self._reviewable(s, principal, request_id)
-            await self._to(s, req, State.DENIED, principal.user_id, "denied")
-            req.decision_reason = reason[:2000]
+            await self._to(s, req, State.DENIED, principal.user_id, f"denied ({basis})")
+            req.decision_reason, req.denial_basis = reason[:2000], basis
             req.reviewed_by, req.reviewed_at = principal.user_id, utcnow()
             contact = req.contact
             self._clear(req)
         await self._tell(
             contact,
             "Your privacy request was refused",
-            f"We cannot fulfil your request.\n\nReason: {reason}\n\n{COMPLAINT_ROUTE}",
+            f"We cannot fulfil your request: {DENIAL_BASES[basis]}.\n\nReason: {reason}\n\n"
+            f"{COMPLAINT_ROUTE}",
         )
         return await self._load(request_id)
 
@@ -517,6 +530,9 @@ class PrivacyService:
             return "export ready for download", token
         if kind == "deletion":
             req.partial = await fulfil.erase(s, subject, req.id, vault, now)
+            if req.partial:  # kept under a legal hold: a refusal in part, with its basis (R41)
+                req.denial_basis = "legal_obligation"
+                req.decision_reason = "Part of the information is kept under a legal hold."
             return ("partly erased (legal hold)" if req.partial else "erased"), None
         if kind == "correction":
             sent = await fulfil.correct(s, subject, req.details or "", vault, now)
@@ -775,6 +791,7 @@ def request_dict(req: PrivacyRequest, now: datetime) -> dict[str, Any]:
         and due >= now
         and deadlines.elapsed_share(req.received_at, due, now) >= 0.8,
         "decision_reason": req.decision_reason,
+        "denial_basis": req.denial_basis,
         "completed_at": iso(req.completed_at) if req.completed_at else None,
         "partial": req.partial,
         "power_of_attorney": req.power_of_attorney,

@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from confide.accounts.principal import Principal
 from confide.errors import ConfideError, NotFound
-from confide.privacy.lifecycle import TERMINAL, State
+from confide.privacy.lifecycle import DENIAL_BASES, TERMINAL, State
 from confide.web.context import AppContext
 from confide.web.deps import Ctx, tokens_match
 from confide.web.errors import status_for
@@ -183,6 +183,7 @@ def _detail_view(found: dict[str, Any], principal: Principal) -> dict[str, Any]:
     out.update(
         verified=_at(found["identity_verified_at"]),
         completed=_at(found["completed_at"]),
+        denial_basis_label=DENIAL_BASES.get(found.get("denial_basis") or "", ""),
         can_approve=state is State.PENDING,
         can_deny=state in DENIABLE,
         can_extend=state not in TERMINAL and not found["extended"],
@@ -231,6 +232,7 @@ async def _detail_page(
         notice=notice,
         error=error,
         form=form or {},
+        denial_bases=DENIAL_BASES,
     )
     return _page(request, "portal/privacy_request.html", context, status)
 
@@ -246,14 +248,20 @@ async def detail(
 
 
 async def _decide(
-    request: Request, ctx: AppContext, request_id: str, action: str, csrf_token: str, reason: str
+    request: Request,
+    ctx: AppContext,
+    request_id: str,
+    action: str,
+    csrf_token: str,
+    reason: str,
+    basis: str = "",
 ) -> Response:
     """Approve, deny or extend; 303 back to the request, or the request with the reason why not."""
     session = await _session(request, ctx)
     if isinstance(session, Response):
         return session
     principal = session[0]
-    typed = {"reason": reason}
+    typed = {"reason": reason, "basis": basis}
     if not tokens_match(session[1], csrf_token):
         return await _detail_page(
             request, ctx, session, request_id, error=(action, EXPIRED), form=typed, status=403
@@ -262,7 +270,7 @@ async def _decide(
         if action == "approve":
             await ctx.privacy.approve(principal, request_id)
         elif action == "deny":
-            await ctx.privacy.deny(principal, request_id, reason)
+            await ctx.privacy.deny(principal, request_id, reason, basis or None)
         else:
             await ctx.privacy.extend(principal, request_id, reason)
     except ConfideError as exc:
@@ -283,9 +291,14 @@ async def approve(
 
 @router.post("/privacy/{request_id}/deny", response_class=HTMLResponse)
 async def deny(
-    request: Request, ctx: Ctx, request_id: str, csrf_token: FormText = "", reason: FormText = ""
+    request: Request,
+    ctx: Ctx,
+    request_id: str,
+    csrf_token: FormText = "",
+    reason: FormText = "",
+    basis: FormText = "",
 ) -> Response:
-    return await _decide(request, ctx, request_id, "deny", csrf_token, reason)
+    return await _decide(request, ctx, request_id, "deny", csrf_token, reason, basis)
 
 
 @router.post("/privacy/{request_id}/extend", response_class=HTMLResponse)

@@ -95,6 +95,15 @@ class ReasonIn(BaseModel):
     reason: str = Field(max_length=DETAILS_LIMIT)
 
 
+class DenyIn(ReasonIn):
+    #: One of the codes in ``confide.privacy.lifecycle.DENIAL_BASES``.
+    basis: str = Field(
+        max_length=32,
+        description="identity_not_verified, manifestly_unfounded, excessive, legal_obligation, "
+        "legal_claims, rights_of_others or other",
+    )
+
+
 class StateOut(BaseModel):
     id: str
     state: str
@@ -121,6 +130,8 @@ class RequestOut(BaseModel):
     overdue: bool
     due_soon: bool
     decision_reason: str | None
+    #: The refusal's (or partial erasure's) reason code.
+    denial_basis: str | None
     completed_at: str | None
     partial: bool
     power_of_attorney: bool
@@ -218,9 +229,9 @@ async def approve_request(ctx: Ctx, principal: CsrfPrincipal, request_id: str) -
 
 @router.post("/privacy/requests/{request_id}/deny", summary="Refuse a request, with a reason")
 async def deny_request(
-    ctx: Ctx, principal: CsrfPrincipal, request_id: str, body: ReasonIn
+    ctx: Ctx, principal: CsrfPrincipal, request_id: str, body: DenyIn
 ) -> RequestDetailOut:
-    await ctx.privacy.deny(require_decider(principal), request_id, body.reason)
+    await ctx.privacy.deny(require_decider(principal), request_id, body.reason, body.basis)
     return await _detail(ctx, principal, request_id)
 
 
