@@ -221,3 +221,13 @@ def test_external_entities_are_not_resolved(tmp_path: Any) -> None:
     with pytest.raises(ValueError) as caught:
         validate_adf(document)
     assert "TOP-SECRET" not in str(caught.value)
+
+
+def test_a_marketing_objection_travels_with_the_lead() -> None:
+    """R30: the dealer's CRM reads, in the lead itself, that this person must not be marketed."""
+    document = render_adf(make_snapshot(marketing_objection=True))
+    validate_adf(document)
+    comments = parse(document).findtext("prospect/customer/comments")
+    assert "Direct marketing: the person has objected." in comments
+    plain = render_adf(make_snapshot())
+    assert b"Direct marketing" not in plain

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from confide.delivery.adf import render_adf, validate_adf
+from confide.delivery.adf import MARKETING_OBJECTION_SENTENCE, render_adf, validate_adf
 from confide.delivery.email import (
     OPT_OUT_SENTENCE,
     WITHHELD_SENTENCE,
@@ -110,6 +110,13 @@ def test_lead_email_arrives_with_summary_transcript_and_valid_adf(
 def test_no_opt_out_sentence_unless_flagged() -> None:
     plain, rich = bodies(compose(sale_share_opt_out=False))
     assert OPT_OUT_SENTENCE not in plain and OPT_OUT_SENTENCE not in rich
+    assert MARKETING_OBJECTION_SENTENCE not in plain
+
+
+def test_a_marketing_objection_is_in_the_privacy_section() -> None:
+    message = compose(marketing_objection=True)
+    plain = message.get_body(("plain",))
+    assert plain is not None and MARKETING_OBJECTION_SENTENCE in plain.get_content()
 
 
 def test_correction_and_withheld_personal_data(smtp: tuple[Controller, Collector]) -> None:

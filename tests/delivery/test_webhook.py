@@ -219,3 +219,8 @@ def test_unusable_url_is_not_retryable() -> None:
         assert caught.value.retryable is False
 
     with_receiver(scenario)
+
+
+def test_the_marketing_objection_is_in_the_payload() -> None:
+    body = lead_payload(make_snapshot(marketing_objection=True), idempotency_key=KEY)
+    assert orjson.loads(body)["lead"]["marketing_objection"] is True

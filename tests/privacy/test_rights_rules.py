@@ -259,6 +259,35 @@ def test_an_opt_out_applies_at_once_without_verification(database_url: str, smtp
     run(go())
 
 
+def test_a_marketing_objection_travels_with_every_later_lead(
+    database_url: str, smtp: SmtpSink
+) -> None:
+    """R30: once objected, each lead the dealer receives says so (ADF comments, email,
+    webhook) and the leads CSV marks it."""
+
+    async def go() -> None:
+        from confide.leads.snapshots import lead_snapshot
+
+        w = await build_world(database_url, smtp)
+        try:
+            sub = await seed_subject(w)
+            assert sub.lead_id is not None
+            req = await w.ctx.privacy.submit(w.org_id, Intake("object_marketing", email=sub.email))
+            await w.ctx.privacy.verify(req.id, mailed_code(smtp, sub.email))
+            done = await w.ctx.privacy.approve(w.client, req.id)
+            assert done.state == "complete"
+            async with w.ctx.db.session(Scope.system(), read_only=True) as s:
+                snapshot = await lead_snapshot(s, sub.lead_id)
+            assert snapshot.marketing_objection
+            csv_text = await w.ctx.lead_records.csv_export(w.client)
+            header, *rows = csv_text.splitlines()
+            assert header.endswith(",marketing_objection") and rows[0].endswith(",yes")
+        finally:
+            await w.ctx.stop()
+
+    run(go())
+
+
 def test_restriction_stops_every_later_hand_off(database_url: str, smtp: SmtpSink) -> None:
     async def go() -> None:
         w = await build_world(database_url, smtp)

@@ -33,6 +33,11 @@ from lxml import etree
 from confide.delivery.snapshot import ConsentRef, Contact, LeadSnapshot, Vehicle
 
 ADF_MIME = "application/x-adf+xml"
+#: R30: an objection to direct marketing is absolute; the dealer's CRM must see it.
+MARKETING_OBJECTION_SENTENCE = (
+    "Direct marketing: the person has objected. Answer this enquiry only; do not add them to "
+    "marketing lists or campaigns."
+)
 
 #: The vendored DTD (policy 3: corrected so that standard validators accept it).
 DTD_PATH = Path(__file__).with_name("adf-1.0.dtd")
@@ -248,6 +253,8 @@ def customer_comments(snapshot: LeadSnapshot) -> list[str]:
         else "no"
     )
     lines.append(f"Sale/sharing opt-out: {opt_out}.")
+    if snapshot.marketing_objection:
+        lines.append(MARKETING_OBJECTION_SENTENCE)
     if snapshot.personal_data_removed:
         lines.append(
             "Personal data withheld: this destination is outside the EU/UK, so contact details "

@@ -20,7 +20,13 @@ from email.utils import format_datetime, parseaddr
 from pathlib import Path
 
 from confide.clock import utcnow
-from confide.delivery.adf import ADF_MIME, consent_line, iso8601, purpose_label
+from confide.delivery.adf import (
+    ADF_MIME,
+    MARKETING_OBJECTION_SENTENCE,
+    consent_line,
+    iso8601,
+    purpose_label,
+)
 from confide.delivery.snapshot import Contact, LeadSnapshot, Vehicle
 from confide.settings import Settings
 
@@ -159,6 +165,8 @@ def _privacy_section(snapshot: LeadSnapshot) -> Section:
     notes: list[str] = []
     if snapshot.sale_share_opt_out:
         notes.append(OPT_OUT_SENTENCE)
+    if snapshot.marketing_objection:
+        notes.append(MARKETING_OBJECTION_SENTENCE)
     if snapshot.personal_data_removed:
         notes.append(WITHHELD_SENTENCE)
     notes.append(consent_line(snapshot.consent))

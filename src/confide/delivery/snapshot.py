@@ -84,6 +84,9 @@ class LeadSnapshot:
     transcript: tuple[TranscriptLine, ...] = field(default_factory=tuple)
     #: True when personal fields were removed because the destination is outside the EU/UK.
     personal_data_removed: bool = False
+    #: The person objected to direct marketing (R30, absolute): the dealer may answer the
+    #: enquiry but must not market to them. Travels with every delivery, like the opt-out.
+    marketing_objection: bool = False
 
     def without_personal_data(self) -> LeadSnapshot:
         """The lead as a destination outside the EU/UK may receive it: no contact, no words."""

@@ -58,6 +58,7 @@ def person_dict(p: Person | None) -> dict[str, Any] | None:
     out.update(
         id=p.id,
         sale_share_opt_out=p.sale_share_opt_out,
+        marketing_objection=p.marketing_objection,
         minor=p.minor,
         created_at=iso(p.created_at),
     )
@@ -327,6 +328,7 @@ class LeadRecords:
                 "postcode",
                 "vehicle",
                 "sale_share_opt_out",
+                "marketing_objection",
             ]
         )
         page = 0
@@ -345,6 +347,7 @@ class LeadRecords:
                     *(p.get(k) for k in ("name", "email", "phone", "postcode")),
                     vehicle,
                     "yes" if r["sale_share_opt_out"] else "no",
+                    "yes" if p.get("marketing_objection") else "no",  # R30: never market to them
                 ]
                 w.writerow([_cell(c) for c in cells])
             if not more:

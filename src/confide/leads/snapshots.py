@@ -87,6 +87,7 @@ async def lead_snapshot(s: AsyncSession, lead_id: str, *, status: str = "new") -
         trade_in=vehicle_from_json(lead.trade_in),
         comments=lead.comments,
         sale_share_opt_out=lead.sale_share_opt_out or person.sale_share_opt_out,
+        marketing_objection=person.marketing_objection,
         consent=ConsentRef(
             record_id=consent.id,
             given_at=consent.answered_at,
