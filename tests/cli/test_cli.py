@@ -293,6 +293,9 @@ FAILURES: list[tuple[str, str, str]] = [
     ("unmigrated-database", "org create X --database-url sqlite:///empty.db",
      "run `confide migrate`"),
     ("password-prompt-without-input", f"{_USER} --email x10@acme.example --role admin", "Abort"),
+    # A bad address is reported before the password is asked for (no input given here).
+    ("bad-email-before-prompt", f"{_USER} --email not-an-email --role admin",
+     "Not a valid email address"),
 ]  # fmt: skip
 
 

@@ -362,6 +362,13 @@ def user_create(
     except ValueError:
         fail(f"Unknown role {role!r}: use admin, operator or client.")
         raise
+    from confide.accounts.service import normalise_email
+    from confide.errors import InvalidInput
+
+    try:  # a typo in the address is reported before the password is asked for
+        normalise_email(email)
+    except InvalidInput as exc:
+        fail(exc.message)
     if password is None:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
 
