@@ -436,7 +436,10 @@ def test_deletion_leaves_no_trace_but_the_request_record(
 
             mailed = len(smtp.messages)
             gone = await verified_and_approved(w, Intake("deletion", email=sub.email))
-            assert gone.state == "complete" and not gone.partial
+            # Erased, but not complete until the recipients were told (R51).
+            assert gone.state == "in_processing" and not gone.partial
+            assert gone.completed_at is None
+            assert not [b for b in mails_to(smtp, sub.email) if "carried out" in b]
 
             # Their rows are gone from every store.
             assert await count(w, Person, Person.id == sub.person_id) == 0
@@ -478,18 +481,19 @@ def test_deletion_leaves_no_trace_but_the_request_record(
                 assert by_store[store].state == "done", store
             assert by_store["keys"].rows >= 1 and by_store["keys"].method == "crypto-shred"
             assert by_store["conversations"].rows > 0 and by_store["persons"].rows > 0
-            # Complete only when every task is done, or skipped with a reason (R51).
-            assert all(t.state == "done" or (t.state == "skipped" and t.reason) for t in tasks)
 
             # The destination that received the lead is told to erase it too (Art. 19).
             dest = w.destination_ids[0]
             assert [(n.destination_id, n.subject_ref, n.state) for n in notices] == [
                 (dest, sub.lead_id, "pending")
             ]
-            assert by_store[f"recipient:{dest}"].state == "done"
+            notice_task = by_store[f"recipient:{dest}"]
+            assert notice_task.state == "pending" and notice_task.finished_at is None
+            assert notice_task.outbox_key == notices[0].idempotency_key
             # And so is the organisation it was forwarded to at the visitor's request: through
             # the outbox, committed with the erasure, sent by the worker, address then dropped.
-            assert by_store["recipient_notification"].state == "done"
+            assert by_store["recipient_notification"].state == "pending"
+            assert records[gone.id].state == "in_processing"
             onward_to = "deals@northern-finance.example"
             assert not [m for m in smtp.messages[mailed:] if m["To"] == onward_to]
             async with w.ctx.db.session(Scope.system(), read_only=True) as s:
@@ -515,6 +519,27 @@ def test_deletion_leaves_no_trace_but_the_request_record(
             }
             assert ("transfer.erased", "done", "email", sub.lead_id) in listed
             assert ("lead.erased", "done", "email", sub.lead_id) in listed
+
+            # Delivered: the notice tasks are done, and so the request is complete (R51).
+            async with w.ctx.db.session(Scope.system(), read_only=True) as s:
+                tasks = list(
+                    await s.scalars(select(ErasureTask).where(ErasureTask.request_id == gone.id))
+                )
+                records = {
+                    r.id: r
+                    for r in await s.scalars(
+                        select(PrivacyRequest).where(PrivacyRequest.id.in_([access.id, gone.id]))
+                    )
+                }
+            assert all(t.state == "done" or (t.state == "skipped" and t.reason) for t in tasks)
+            notice_reasons = sorted(t.reason or "" for t in tasks if t.method == "notice")
+            assert notice_reasons == [
+                "erasure notice sent by email to Northern Finance Ltd",
+                "erasure notice sent to the destination that received the lead",
+            ]
+            assert records[gone.id].completed_at is not None
+            (told,) = [b for b in mails_to(smtp, sub.email) if "carried out" in b]
+            assert "legal hold" not in told
 
             # The request records stay (R54): blind indexes, no personal fields.
             vault = w.ctx.db.vault

@@ -31,6 +31,7 @@ def worker(
 ) -> None:
     """Deliver leads from the outbox (run one or more beside `serve --no-worker` nodes)."""
     from confide.delivery.worker import DeliveryWorker
+    from confide.privacy.service import PrivacyService
     from confide.storage.engine import Database
 
     async def go() -> int:
@@ -41,6 +42,8 @@ def worker(
             master_keys=settings.master_keys or None,
         )
         worker = DeliveryWorker(db, settings)
+        # A privacy request waiting for its erasure notices completes (or fails) as they do.
+        worker.on_notice_settled = PrivacyService(db, settings).notice_settled
         broker = None
         if settings.broker_url:
             # Consoles on the server nodes learn of each delivery through the shared broker.

@@ -41,6 +41,9 @@ from confide.storage.scope import Scope
 
 log = logging.getLogger("confide.delivery")
 
+#: Erasure notices: a privacy request waits for them (R51) and is told how each one ended.
+NOTICE_EVENTS = frozenset({"lead.erased", "transfer.erased"})
+
 #: ``FOR NO KEY UPDATE`` on PostgreSQL (ignored by SQLite, whose writers are serialised): the lock
 #: an UPDATE of non-key columns takes anyway, which does not block inserts referencing the row.
 _ROW_LOCK = {"key_share": True}
@@ -87,6 +90,7 @@ class DeliveryWorker:
         clock: Callable[[], datetime] = utcnow,
         rng: random.Random | None = None,
         on_lead_changed: Callable[[str], Awaitable[None]] | None = None,
+        on_notice_settled: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -94,6 +98,9 @@ class DeliveryWorker:
         self.rng = rng or random.Random()
         #: Told after a lead's delivery state changed, so consoles re-read it (via the broker).
         self.on_lead_changed = on_lead_changed  # jitter, not security
+        #: Told (with the job's idempotency key) after an erasure notice was delivered, dead-
+        #: lettered or canceled, so the privacy request waiting for it moves on.
+        self.on_notice_settled = on_notice_settled
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._http: httpx.AsyncClient | None = None
@@ -312,6 +319,7 @@ class DeliveryWorker:
             if row is None or row.state != "running" or row.attempts != job.attempts:
                 return  # canceled (withdrawal, erasure) or taken over after a lease expiry
             lead_id = row.lead_id
+            notice_key = row.idempotency_key if row.event in NOTICE_EVENTS else None
             row.state = state
             row.lease_until = None
             row.updated_at = now
@@ -353,6 +361,12 @@ class DeliveryWorker:
                 await self.on_lead_changed(lead_id)
             except Exception:  # a missed refresh must never undo a delivery
                 log.warning("could not announce the delivery of lead %s", lead_id)
+        settled = state in ("done", "dead", "canceled")
+        if notice_key is not None and settled and self.on_notice_settled is not None:
+            try:
+                await self.on_notice_settled(notice_key)
+            except Exception:  # the privacy task's daily pass settles it instead
+                log.warning("could not settle the privacy request of job %s", job.id)
 
 
 async def _update_lead_state(s: AsyncSession, lead_id: str, now: datetime) -> None:

@@ -217,11 +217,12 @@ async def _erasure_notices(
         )
     ).all()
     for lead_id, destination_id, org_id in delivered:
+        key = f"{lead_id}.{destination_id}.lead.erased"
         s.add(
             pending_job(
                 organisation_id=org_id,
                 event="lead.erased",
-                key=f"{lead_id}.{destination_id}.lead.erased",
+                key=key,
                 now=now,
                 subject_ref=lead_id,
                 destination_id=destination_id,
@@ -233,10 +234,10 @@ async def _erasure_notices(
                 request_id=request_id,
                 store=f"recipient:{destination_id}",
                 method="notice",
-                state="done",
-                reason="erasure notice queued to the destination that received the lead",
+                state="pending",
+                reason=f"{QUEUED} to the destination that received the lead",
                 rows=1,
-                finished_at=now,
+                outbox_key=key,
             )
         )
     transfers = list(
@@ -244,14 +245,15 @@ async def _erasure_notices(
     )
     for t in transfers:
         emailed = "@" in t.recipient_contact
-        if emailed:
+        emailed_key = f"{t.id}.transfer.erased" if emailed else None
+        if emailed_key:
             # Through the outbox, committed with the erasure: sent after it, retried until it
             # goes, never sent for an erasure that rolled back.
             s.add(
                 pending_job(
                     organisation_id=t.organisation_id,
                     event="transfer.erased",
-                    key=f"{t.id}.transfer.erased",
+                    key=emailed_key,
                     now=now,
                     subject_ref=t.lead_id,
                     recipient=t.recipient_contact,
@@ -263,17 +265,64 @@ async def _erasure_notices(
                 request_id=request_id,
                 store="recipient_notification",
                 method="notice",
-                state="done" if emailed else "skipped",
+                state="pending" if emailed else "skipped",
                 reason=(
-                    f"erasure notice queued by email to {t.recipient_name}"
+                    f"{QUEUED} by email to {t.recipient_name}"
                     if emailed
                     else f"no email address for {t.recipient_name}: the client notifies them "
                     f"at {t.recipient_contact}"
                 ),
                 rows=1,
-                finished_at=now,
+                finished_at=None if emailed else now,
+                outbox_key=emailed_key,
             )
         )
+
+
+async def settle_notices(s: AsyncSession, request_id: str, now: datetime) -> None:
+    """Bring the request's notice tasks up to date with their outbox jobs: ``done`` once the
+    worker delivered the notice, ``failed`` (with the last error) when it was dead-lettered or
+    canceled, ``pending`` again while a job retried from the console is queued."""
+    tasks = list(
+        await s.scalars(
+            select(ErasureTask).where(
+                ErasureTask.request_id == request_id,
+                ErasureTask.outbox_key.is_not(None),
+                ErasureTask.state.in_(("pending", "failed")),
+            )
+        )
+    )
+    for task in tasks:
+        job = await s.scalar(select(OutboxJob).where(OutboxJob.idempotency_key == task.outbox_key))
+        whom = _whom(task.reason)
+        if job is None:
+            task.state, task.finished_at = "failed", now
+            task.reason = f"{NOT_SENT} {whom}; the queued notice is no longer in the outbox"
+        elif job.state == "done":
+            task.state, task.finished_at = "done", job.done_at or now
+            task.reason = f"{SENT} {whom}"
+        elif job.state in ("dead", "canceled"):
+            task.state, task.finished_at = "failed", job.updated_at
+            task.reason = f"{NOT_SENT} {whom}; {LAST_ERROR} {job.last_error or job.state}"
+        else:
+            task.state, task.finished_at = "pending", None
+            task.reason = f"{QUEUED} {whom}"
+
+
+#: How a notice task's reason starts, by outcome; what follows names the recipient.
+QUEUED = "erasure notice queued"
+SENT = "erasure notice sent"
+NOT_SENT = "erasure notice not sent"
+LAST_ERROR = "last error:"
+
+
+def _whom(reason: str | None) -> str:
+    """The recipient part of a notice task's reason ("to the destination …", "by email to …")."""
+    text = (reason or "").split(f"; {LAST_ERROR} ", 1)[0]
+    for prefix in (NOT_SENT, QUEUED, SENT):
+        if text.startswith(prefix + " "):
+            return text[len(prefix) + 1 :]
+    return text
 
 
 def parse_correction(details: str) -> tuple[str, str]:

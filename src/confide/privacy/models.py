@@ -125,7 +125,11 @@ class RequestEvent(OrgScoped, Base):
 
 
 class ErasureTask(OrgScoped, Base):
-    """One store's part of an erasure: done, or skipped with a reason (R51)."""
+    """One store's part of an erasure: done, or skipped with a reason (R51).
+
+    A notice to a recipient is ``pending`` until the worker delivered its outbox job
+    (``outbox_key``), and ``failed`` if the job was dead-lettered or canceled.
+    """
 
     __tablename__ = "erasure_tasks"
 
@@ -142,6 +146,8 @@ class ErasureTask(OrgScoped, Base):
     rows: Mapped[int] = field(Integer, default=0, **_OPS)
     reason: Mapped[str | None] = field(Text, nullable=True, **_OPS)
     finished_at: Mapped[datetime | None] = field(UTCDateTime, nullable=True, **_OPS)
+    #: The idempotency key of the notice's outbox job (notices only).
+    outbox_key: Mapped[str | None] = field(String(64), nullable=True, index=True, **_ID)
 
 
 class LegalHold(OrgScoped, Base):

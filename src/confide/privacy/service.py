@@ -510,12 +510,91 @@ class PrivacyService:
                 s, req.organisation_id, list(req.person_ids or []), list(req.visitor_ids or [])
             )
             note, token = await self._carry_out(s, req, subject, now)
-            await self._to(s, req, State.COMPLETE, actor, note)
-            req.completed_at = now
-            contact = req.contact
-            self._clear(req)
+            outcome = await self._outcome(s, req, actor, note, now)
         self.on_enqueued()
-        await self._tell(contact, "Your privacy request is complete", self._result(req, token))
+        if outcome is not None:
+            await self._told_complete(req, outcome, token)
+
+    async def _outcome(
+        self, s: AsyncSession, req: PrivacyRequest, actor: str | None, note: str, now: datetime
+    ) -> _Contact | None:
+        """Where the erasure tasks leave the request (R51): complete when every task is done or
+        skipped with a reason (returns the contact to tell, for after the commit), ``error``
+        while one failed, in processing while one waits (a notice to a recipient, sent by the
+        delivery worker)."""
+        states = set(
+            await s.scalars(select(ErasureTask.state).where(ErasureTask.request_id == req.id))
+        )
+        here = State(req.state)
+        if "failed" in states:
+            if here is not State.ERROR:
+                failed = "an erasure task failed (see the tasks)"
+                await self._to(s, req, State.ERROR, actor, f"{note}; {failed}" if note else failed)
+            return None
+        if here is State.ERROR:
+            await self._to(s, req, State.IN_PROCESSING, actor, "failed erasure task retried")
+        if "pending" in states:
+            if here is State.IN_PROCESSING and note:
+                await self._event(
+                    s, req, req.state, State.IN_PROCESSING, actor, f"{note}; {WAITING}"
+                )
+            return None
+        await self._to(s, req, State.COMPLETE, actor, note or "every erasure task finished")
+        req.completed_at = now
+        contact = _Contact(req.contact)
+        self._clear(req)
+        return contact
+
+    async def _told_complete(
+        self, req: PrivacyRequest, contact: _Contact, token: str | None
+    ) -> None:
+        await self._tell(
+            contact.value, "Your privacy request is complete", self._result(req, token)
+        )
+
+    async def notice_settled(self, outbox_key: str) -> None:
+        """The delivery worker finished (or gave up on) an erasure notice: settle the tasks
+        that wait for it, and their requests."""
+        async with self.db.session(Scope.system(), read_only=True) as s:
+            request_ids = set(
+                await s.scalars(
+                    select(ErasureTask.request_id).where(ErasureTask.outbox_key == outbox_key)
+                )
+            )
+        for request_id in sorted(request_ids):
+            await self.settle(request_id)
+
+    async def settle(self, request_id: str) -> None:
+        """Bring a request whose erasure waits for notices up to date with the outbox."""
+        now = utcnow()
+        async with self.db.session(Scope.system()) as s:
+            # Locked before its tasks are read: two notices of one request finishing at once
+            # (two workers) must not each see the other still pending and leave it open.
+            req = await s.get(PrivacyRequest, request_id, with_for_update=True)
+            if req is None or State(req.state) not in (State.IN_PROCESSING, State.ERROR):
+                return
+            await fulfil.settle_notices(s, request_id, now)
+            outcome = await self._outcome(s, req, None, "", now)
+        if outcome is not None:
+            await self._told_complete(req, outcome, None)
+
+    async def _settle_open(self) -> int:
+        """Requests still waiting for notices (a worker that stopped before telling us)."""
+        async with self.db.session(Scope.system(), read_only=True) as s:
+            waiting = set(
+                await s.scalars(
+                    select(PrivacyRequest.id)
+                    .join(ErasureTask, ErasureTask.request_id == PrivacyRequest.id)
+                    .where(
+                        PrivacyRequest.state.in_((State.IN_PROCESSING.value, State.ERROR.value)),
+                        ErasureTask.outbox_key.is_not(None),
+                        ErasureTask.state.in_(("pending", "failed")),
+                    )
+                )
+            )
+        for request_id in sorted(waiting):
+            await self.settle(request_id)
+        return len(waiting)
 
     async def _carry_out(
         self, s: AsyncSession, req: PrivacyRequest, subject: Any, now: datetime
@@ -696,6 +775,7 @@ class PrivacyService:
                 email, "A privacy request needs your decision", f"Request {rid}: {text}."
             )
         await self._acknowledge_missing(open_states)
+        await self._settle_open()
         return len(sent)
 
     async def _acknowledge_missing(self, open_states: list[str]) -> int:
@@ -762,6 +842,17 @@ class PrivacyService:
         req.details = None
         req.agent_designation = None
         self.db.vault.destroy_subject(req.id)
+
+
+#: The note on a request whose erasure is done but whose notices are still being sent.
+WAITING = "waiting for the erasure notices to recipients to be delivered"
+
+
+@dataclass(frozen=True)
+class _Contact:
+    """Whom to tell that the request is complete (read before the request is cleared)."""
+
+    value: str | None
 
 
 def _matched(req: PrivacyRequest) -> bool:

@@ -83,6 +83,7 @@ class AppContext:
         leads = LeadService(db, broker, chat, on_enqueued=delivery.notify)
         delivery.on_lead_changed = leads.lead_changed
         privacy = PrivacyService(db, settings, on_enqueued=delivery.notify)
+        delivery.on_notice_settled = privacy.notice_settled
         return cls(
             settings,
             db,

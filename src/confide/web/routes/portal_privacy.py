@@ -52,12 +52,14 @@ STATES = {
     "error": "Failed",
 }
 #: The queue's filters, in the order of the work.
-FILTERS = ("", "pending", "identity_unverified", "requires_input", "complete", "denied")
+FILTERS = ("", "pending", "identity_unverified", "requires_input", "error", "complete", "denied")
 FILTER_LABELS = {"": "All", "identity_unverified": "Awaiting identity"}
 #: Decisions the lifecycle allows from each open state (lifecycle.move has the final word).
 DENIABLE = frozenset({State.IDENTITY_UNVERIFIED, State.REQUIRES_INPUT, State.PENDING})
 DONE = {
     "approved": "Approved. The request has been carried out and the person has been told.",
+    "processing": "Approved. Their information has been erased; the request is complete, and the "
+    "person is told, once the recipients of their leads have been sent the erasure notice.",
     "denied": "Refused. The person has been sent your reason and how to complain.",
     "extended": "Deadline extended. The person has been told why and the new date.",
 }
@@ -266,9 +268,12 @@ async def _decide(
         return await _detail_page(
             request, ctx, session, request_id, error=(action, EXPIRED), form=typed, status=403
         )
+    done = {"approve": "approved", "deny": "denied", "extend": "extended"}[action]
     try:
         if action == "approve":
-            await ctx.privacy.approve(principal, request_id)
+            approved = await ctx.privacy.approve(principal, request_id)
+            if approved.state != State.COMPLETE.value:
+                done = "processing"  # waiting for the erasure notices (R51)
         elif action == "deny":
             await ctx.privacy.deny(principal, request_id, reason, basis or None)
         else:
@@ -278,7 +283,6 @@ async def _decide(
         return await _detail_page(
             request, ctx, session, request_id, error=error, form=typed, status=status_for(exc)
         )
-    done = {"approve": "approved", "deny": "denied", "extend": "extended"}[action]
     return RedirectResponse(f"/portal/privacy/{request_id}?done={done}", status_code=303)
 
 
