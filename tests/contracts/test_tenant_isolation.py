@@ -304,7 +304,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("POST", "requests"): {"kind": "access", "email": "x@example.org"},
     ("POST", "verify"): {"code": "123456"},
-    ("POST", "deny"): {"reason": "Not a customer of ours"},
+    ("POST", "deny"): {"reason": "Not a customer of ours", "basis": "identity_not_verified"},
     ("POST", "extend"): {"reason": "A complex request"},
 }
 
