@@ -24,6 +24,7 @@ import pytest
 from sqlalchemy import func, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from confide.audit.models import AuditEntry
 from confide.ids import secret_hash
 from confide.storage.engine import Database
 from confide.storage.scope import Scope
@@ -575,6 +576,54 @@ def test_a_consent_mode_change_with_the_cli_applies_to_the_running_server(env: E
         time.sleep(0.5)
     assert r.json()["honoured"] == "consent"
     nothing_stored(env, visit)
+
+
+def test_a_category_switched_off_is_never_stored(env: Env) -> None:
+    """R03: the client switches location and device data off for a site (CLI, audited); new
+    visits then carry neither, while pages are still recorded."""
+    w = env.world
+    origin = "https://switches.example"
+    site = w.server.service(
+        lambda ctx: ctx.sites.create_site(
+            organisation_id=w.org_a, name="Alpha Switches", origins=[origin], consent_mode="notice"
+        )
+    )
+    geo = {"X-Forwarded-For": GB_IP}
+    before = new_id()
+    send(env, site.key, origin, [pageview("/")], visit=before, **geo)
+    stored = visit_of(env, before)
+    assert stored is not None and stored.country == "GB" and stored.browser == "Chrome"
+    w.server.cli(
+        "site", "configure", "--site", site.id,
+        "--disable", "user.location", "--disable", "system.device",
+    )  # fmt: skip
+    deadline = time.monotonic() + 10
+    while True:  # the server's site cache picks the change up within seconds
+        visit = new_id()
+        assert send(env, site.key, origin, [pageview("/cars")], visit=visit, **geo).status_code
+        stored = visit_of(env, visit)
+        if (stored and stored.country is None) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert stored is not None
+    assert (stored.country, stored.region, stored.city) == (None, None, None)
+    assert (stored.browser, stored.browser_major, stored.os, stored.device) == (None,) * 4
+    assert pages_of(env, visit)[0][1] == "/cars"  # behaviour is still recorded
+
+    async def audited(s: AsyncSession) -> list[str | None]:
+        rows = await s.scalars(
+            select(AuditEntry.purpose).where(
+                AuditEntry.action == "config.site.processing", AuditEntry.subject_ref == site.id
+            )
+        )
+        return list(rows)
+
+    (purpose,) = db(env.url, audited)
+    assert purpose == "categories switched off: none -> ['system.device', 'user.location']"
+    refused = w.server.cli(
+        "site", "configure", "--site", site.id, "--disable", "pages", check=False
+    )
+    assert refused.returncode == 1 and "Unknown category 'pages'" in refused.stderr
 
 
 @pytest.mark.parametrize("ua", [GOOGLEBOT, HEADLESS, ""], ids=["googlebot", "headless", "empty"])

@@ -302,9 +302,22 @@ def site_configure(
     clear_rules: Annotated[
         bool, typer.Option("--clear-rules", help="Remove every invitation rule.")
     ] = False,
+    disable: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--disable",
+            help="Never store this usage-data category: user.location or system.device "
+            "(repeatable; audited).",
+        ),
+    ] = None,
+    enable: Annotated[
+        list[str] | None,
+        typer.Option("--enable", help="Store a category switched off before (repeatable)."),
+    ] = None,
     database_url: DbOpt = DEFAULT_DATABASE_URL,
 ) -> None:
-    """Change a site's consent mode or its automatic chat invitations."""
+    """Change a site's consent mode, its automatic chat invitations or the usage data it
+    records."""
     rules: list[dict[str, object]] | None = [] if clear_rules else None
     for raw in invite_rule or []:
         path, _, rest = raw.partition(":")
@@ -315,12 +328,19 @@ def site_configure(
 
     async def configure(ctx: Any) -> Any:
         site_id = await _site_id(ctx, site)
-        return await ctx.sites.configure(site_id, consent_mode=consent_mode, invite_rules=rules)
+        return await ctx.sites.configure(
+            site_id,
+            consent_mode=consent_mode,
+            invite_rules=rules,
+            disable=disable or (),
+            enable=enable or (),
+        )
 
     updated = run_service(database_url, configure)
+    off = ", ".join(updated.disabled_categories or []) or "none"
     typer.echo(
         f"{updated.key}: consent mode {updated.consent_mode}, "
-        f"{len(updated.invite_rules)} invitation rule(s)"
+        f"{len(updated.invite_rules)} invitation rule(s), not recorded: {off}"
     )
 
 

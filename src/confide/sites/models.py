@@ -33,6 +33,15 @@ class Site(SiteScoped, Base):
     consent_mode: Mapped[str] = field(
         String(10), default="opt-in", category="system.configuration", retention="account"
     )
+    #: Usage-data categories the client switched off (R03): never stored for this site's
+    #: visits (``tracking.service.CATEGORY_SWITCHES``). Changes are audited.
+    disabled_categories: Mapped[list[str]] = field(
+        JSON,
+        default=list,
+        server_default="[]",
+        category="system.configuration",
+        retention="account",
+    )
     #: Automatic chat invitations: [{"path": "/used-cars/*", "seconds": 30, "text": "…"}].
     invite_rules: Mapped[list[dict[str, object]]] = field(
         JSON, default=list, category="system.configuration", retention="account"

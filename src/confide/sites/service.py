@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 
 from sqlalchemy import select
 
 from confide.accounts.models import Organisation
+from confide.audit import log as audit
 from confide.clock import utcnow
 from confide.errors import InvalidInput, NotFound
 from confide.ids import new_id, new_site_key
+from confide.sites import processing
 from confide.sites.models import Site
 from confide.sites.origins import normalise_origin
 from confide.storage.engine import Database
@@ -75,8 +78,13 @@ class SiteService:
         *,
         consent_mode: str | None = None,
         invite_rules: list[dict[str, object]] | None = None,
+        disable: Iterable[str] = (),
+        enable: Iterable[str] = (),
+        actor: audit.Actor = audit.SYSTEM,
     ) -> Site:
-        """Change a site's consent mode or automatic invitation rules."""
+        """Change a site's consent mode, automatic invitation rules or the usage-data
+        categories switched off for it (audited: R03)."""
+        off, on = processing.checked(disable), processing.checked(enable)
         if consent_mode is not None and consent_mode not in CONSENT_MODES:
             raise InvalidInput("consent mode must be 'opt-in' or 'notice'.")
         rules = [validate_rule(r) for r in invite_rules] if invite_rules is not None else None
@@ -90,6 +98,20 @@ class SiteService:
                 site.consent_mode = consent_mode
             if rules is not None:
                 site.invite_rules = rules
+            before = list(site.disabled_categories or [])
+            after = sorted((set(before) | set(off)) - set(on))
+            if after != before:
+                site.disabled_categories = after
+                await audit.append(
+                    s,
+                    actor,
+                    "config.site.processing",
+                    organisation_id=site.organisation_id,
+                    subject_kind="site",
+                    subject_ref=site.id,
+                    fields=sorted(set(before) ^ set(after)),
+                    purpose=f"categories switched off: {before or 'none'} -> {after or 'none'}",
+                )
         self._by_key.pop(site.key, None)
         return site
 

@@ -98,7 +98,8 @@ class TrackingService:
             return result
         if not beacon.events or beacon.visit is None:
             return result
-        usage = functools.partial(self._usage, request.ip, agent)  # only for a new visit
+        # only for a new visit; without what the client switched off (R03)
+        usage = functools.partial(self._usage, request.ip, agent, site.disabled_categories)
         future = asyncio.get_running_loop().create_future()
         visit, invite = await self.writer.submit(Pending(site, beacon, usage, future))
         if visit is not None:
@@ -122,16 +123,18 @@ class TrackingService:
             ]
         return result
 
-    def _usage(self, ip: str | None, agent: Agent) -> Usage:
-        place = self.geo.locate(ip)
+    def _usage(self, ip: str | None, agent: Agent, disabled: list[str] | None = None) -> Usage:
+        off = disabled or ()
+        place = self.geo.locate(ip) if "user.location" not in off else None
+        device = "system.device" not in off
         return Usage(
-            place.country,
-            place.region,
-            place.city,
-            agent.browser,
-            agent.browser_major,
-            agent.os,
-            agent.device,
+            place.country if place else None,
+            place.region if place else None,
+            place.city if place else None,
+            agent.browser if device else None,
+            agent.browser_major if device else None,
+            agent.os if device else None,
+            agent.device if device else None,
         )
 
     async def invite(
