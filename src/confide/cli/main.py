@@ -117,6 +117,8 @@ def demo(
     mail_dir = os.environ.get("CONFIDE_MAIL_DIR", "")
     migrate_db(database_url)
     base = f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0', '::') else host}:{port}"
+    # Links in emails (an access export, a request page) need the server's address.
+    os.environ.setdefault("CONFIDE_PUBLIC_URL", base)
     seeded = run_service(database_url, lambda ctx: seed_demo(ctx, base, port))
     typer.echo(
         "\nConfide demo is running.\n"

@@ -143,7 +143,7 @@ class PrivacyService:
         if code is not None:
             on_file = await self._contact(req.id)
             if on_file:
-                await self.mailer.send(on_file, "Your privacy request code", f"Your code: {code}")
+                await self._send_code(on_file, req.id, code)
         if kind in UNVERIFIED_KINDS:
             await self._fulfil(req.id, None)
         return await self._load(req.id)
@@ -357,7 +357,24 @@ class PrivacyService:
                 return
             code = self._issue_code(s, req, "email" if "@" in contact else "phone", contact)
         if code:
-            await self.mailer.send(contact, "Your privacy request code", f"Your code: {code}")
+            await self._send_code(contact, request_id, code)
+
+    async def _send_code(self, to: str, request_id: str, code: str) -> None:
+        """The one-time code by email: what it is for, where to enter it, how long it lasts."""
+        base = self.settings.public_url.rstrip("/")
+        page = f"{base}/privacy/requests/{request_id}" if base else None
+        body = "\n".join(
+            [
+                f"Your code: {code}",
+                "",
+                "Enter it on your privacy request page within 10 minutes"
+                + (f":\n{page}" if page else "."),
+                "",
+                "If you did not ask us about your data, ignore this email: nothing happens "
+                "without the code.",
+            ]
+        )
+        await self.mailer.send(to, "Your privacy request code", body)
 
     def _issue_code(
         self, s: AsyncSession, req: PrivacyRequest, channel: str, to: str
@@ -411,7 +428,7 @@ class PrivacyService:
                     req.contact = self.db.vault.seal(req.id, req.organisation_id, to)
                     code = self._issue_code(s, req, channel, to)
         if code and to and "@" in to:
-            await self.mailer.send(to, "Your privacy request code", f"Your code: {code}")
+            await self._send_code(to, request_id, code)
         return await self._load(request_id)
 
     # --- review (the controller's decision) -----------------------------------------------------
@@ -432,10 +449,11 @@ class PrivacyService:
         if len(reason) < 5:
             raise InvalidInput("A denial needs a reason the person can read.")
         if basis not in DENIAL_BASES:
-            raise InvalidInput(f"Choose the basis of the refusal: {', '.join(DENIAL_BASES)}.")
+            raise InvalidInput("Choose the basis of the refusal (why the law lets you refuse).")
         async with self.db.session(principal.scope) as s:
             req = await self._reviewable(s, principal, request_id)
-            await self._to(s, req, State.DENIED, principal.user_id, f"denied ({basis})")
+            note = f"denied: {DENIAL_BASES[basis]}"
+            await self._to(s, req, State.DENIED, principal.user_id, note)
             req.decision_reason, req.denial_basis = reason[:2000], basis
             req.reviewed_by, req.reviewed_at = principal.user_id, utcnow()
             contact = req.contact
