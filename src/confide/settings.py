@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     broker_url: str | None = None
     #: The origin browsers use to reach us, e.g. https://chat.example.com. Empty: taken per request.
     public_url: str = ""
+    #: Where links in emails point when ``public_url`` is empty (set by ``confide demo``).
+    email_link_base: str = ""
     #: Session cookies get ``Secure`` when served over https (always in production).
     secure_cookies: bool = False
     session_hours: int = 12

@@ -776,3 +776,29 @@ def test_reminders_at_half_and_four_fifths_of_the_time(database_url: str, smtp: 
             await w.ctx.stop()
 
     run(go())
+
+
+def test_links_in_emails_use_the_link_base_without_a_public_url(
+    database_url: str, smtp: SmtpSink
+) -> None:
+    """`confide demo` sets no public URL (pages take it from each request) but its emails'
+    links must still be absolute: the code email links the request page."""
+
+    async def go() -> None:
+        w = await build_world(database_url, smtp)
+        try:
+            sub = await seed_subject(w, lead=False)
+            settings = w.ctx.privacy.settings
+            saved = settings.public_url, settings.email_link_base
+            settings.public_url, settings.email_link_base = "", "http://localhost:8000"
+            try:
+                req = await w.ctx.privacy.submit(w.org_id, Intake("access", email=sub.email))
+            finally:
+                settings.public_url, settings.email_link_base = saved
+            (mail,) = [b for b in mails_to(smtp, sub.email) if "Your code" in b]
+            assert f"http://localhost:8000/privacy/requests/{req.id}" in mail
+            assert "within 10 minutes" in mail
+        finally:
+            await w.ctx.stop()
+
+    run(go())

@@ -117,8 +117,9 @@ def demo(
     mail_dir = os.environ.get("CONFIDE_MAIL_DIR", "")
     migrate_db(database_url)
     base = f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0', '::') else host}:{port}"
-    # Links in emails (an access export, a request page) need the server's address.
-    os.environ.setdefault("CONFIDE_PUBLIC_URL", base)
+    # Links in emails (an access export, a request page) need the server's address; pages
+    # keep taking it from each request (the demo answers on localhost and 127.0.0.1 alike).
+    os.environ.setdefault("CONFIDE_EMAIL_LINK_BASE", base)
     seeded = run_service(database_url, lambda ctx: seed_demo(ctx, base, port))
     typer.echo(
         "\nConfide demo is running.\n"

@@ -361,7 +361,7 @@ class PrivacyService:
 
     async def _send_code(self, to: str, request_id: str, code: str) -> None:
         """The one-time code by email: what it is for, where to enter it, how long it lasts."""
-        base = self.settings.public_url.rstrip("/")
+        base = (self.settings.public_url or self.settings.email_link_base).rstrip("/")
         page = f"{base}/privacy/requests/{request_id}" if base else None
         body = "\n".join(
             [
@@ -651,7 +651,7 @@ class PrivacyService:
 
     def _result(self, req: PrivacyRequest, token: str | None) -> str:
         if token:
-            base = self.settings.public_url.rstrip("/")
+            base = (self.settings.public_url or self.settings.email_link_base).rstrip("/")
             link = f"{base}/privacy/requests/{req.id}/export?token={token}"
             return (
                 "Your copy of the information we hold is ready. Download it (JSON, or add "
