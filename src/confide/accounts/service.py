@@ -10,12 +10,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, select
 
 from confide.accounts.models import ConsoleSession, Organisation, Role, SiteAssignment, User
-from confide.accounts.passwords import (
-    MAX_PASSWORD_LENGTH,
-    MIN_PASSWORD_LENGTH,
-    hash_password,
-    verify_password,
-)
+from confide.accounts.passwords import check_length, hash_password, verify_password
 from confide.accounts.principal import Principal
 from confide.clock import utcnow
 from confide.errors import AuthenticationFailed, Conflict, InvalidInput, LockedOut, NotFound
@@ -84,10 +79,7 @@ class AccountService:
         name = name.strip()
         if not 1 <= len(name) <= 100:
             raise InvalidInput("Name must be 1 to 100 characters.")
-        if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
-            raise InvalidInput(
-                f"Password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters."
-            )
+        check_length(password)
         if role is Role.CLIENT and organisation_id is None:
             raise InvalidInput("A client user belongs to an organisation (--org).")
         if role is not Role.CLIENT and organisation_id is not None:

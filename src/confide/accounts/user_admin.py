@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 
 from confide.accounts.models import ConsoleSession, Organisation, User
-from confide.accounts.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, hash_password
+from confide.accounts.passwords import check_length, hash_password
 from confide.accounts.service import normalise_email
 from confide.audit import log as audit
-from confide.errors import InvalidInput, NotFound
+from confide.errors import NotFound
 from confide.storage.engine import Database
 from confide.storage.scope import Scope
 
@@ -40,10 +40,7 @@ async def list_users(db: Database) -> list[Account]:
 
 async def set_password(db: Database, email: str, password: str) -> int:
     """Returns how many sessions were ended."""
-    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
-        raise InvalidInput(
-            f"Password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters."
-        )
+    check_length(password)
     address = normalise_email(email)
     async with db.session(Scope.system()) as s:
         user = await s.scalar(select(User).where(User.email == address))

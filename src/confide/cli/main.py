@@ -43,6 +43,14 @@ DbOpt = Annotated[
         "--database-url", envvar="CONFIDE_DATABASE_URL", help="sqlite:///file.db or postgresql://…"
     ),
 ]
+PasswordOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--password",
+        envvar="CONFIDE_PASSWORD",
+        help="At least 10 characters; prompted when omitted.",
+    ),
+]
 HostOpt = Annotated[str, typer.Option("--host", help="Interface to listen on.")]
 PortOpt = Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")]
 
@@ -361,14 +369,7 @@ def user_create(
     email: Annotated[str, typer.Option("--email")],
     name: Annotated[str, typer.Option("--name")],
     role: Annotated[str, typer.Option("--role", help="admin | operator | client")],
-    password: Annotated[
-        str | None,
-        typer.Option(
-            "--password",
-            envvar="CONFIDE_PASSWORD",
-            help="At least 10 characters; prompted when omitted.",
-        ),
-    ] = None,
+    password: PasswordOpt = None,
     org: Annotated[
         str | None, typer.Option("--org", help="Organisation id (client users).")
     ] = None,
@@ -450,14 +451,7 @@ def user_list(database_url: DbOpt = DEFAULT_DATABASE_URL) -> None:
 @user_app.command("set-password")
 def user_set_password(
     email: Annotated[str, typer.Option("--email")],
-    password: Annotated[
-        str | None,
-        typer.Option(
-            "--password",
-            envvar="CONFIDE_PASSWORD",
-            help="At least 10 characters; prompted when omitted.",
-        ),
-    ] = None,
+    password: PasswordOpt = None,
     database_url: DbOpt = DEFAULT_DATABASE_URL,
 ) -> None:
     """Give an account a new password (a forgotten one); ends its sessions, lifts a lockout."""

@@ -134,7 +134,7 @@ class PrivacyService:
             code = await self._next_step(s, req, intake, email, phone, now)
             org_name = org.name
         if email:
-            await self._acknowledge(req.id, email, org_name)
+            await self._acknowledge(req, email, org_name)
         else:
             # By phone: a number we hold gets the code by text, which says how it works and
             # when we answer; we text no number we do not hold (the answer on screen is the
@@ -148,17 +148,16 @@ class PrivacyService:
             await self._fulfil(req.id, None)
         return await self._load(req.id)
 
-    async def _acknowledge(self, request_id: str, to: str | None, org_name: str) -> bool:
+    async def _acknowledge(self, req: PrivacyRequest, to: str | None, org_name: str) -> bool:
         """Email the requester that we have the request, how verification works and when to
         expect an answer (R45). ``acknowledged_at`` records a sent acknowledgement, not an
         attempt; the daily task tries again while it is missing (:meth:`remind`)."""
         if not to or "@" not in to:
             return False
-        req = await self._load(request_id)
         subject, body = acknowledgement(org_name, req.kind, req.due_at.date().isoformat(), None)
         sent = await self.mailer.send(to, subject, body)
         if sent:
-            await self._acknowledged(request_id)
+            await self._acknowledged(req.id)
         return sent
 
     async def _acknowledged(self, request_id: str) -> None:
@@ -802,7 +801,7 @@ class PrivacyService:
         async with self.db.session(Scope.system(), read_only=True) as s:
             rows = (
                 await s.execute(
-                    select(PrivacyRequest.id, PrivacyRequest.contact, Organisation.name)
+                    select(PrivacyRequest, Organisation.name)
                     .join(Organisation, Organisation.id == PrivacyRequest.organisation_id)
                     .where(
                         PrivacyRequest.state.in_(open_states),
@@ -810,7 +809,7 @@ class PrivacyService:
                     )
                 )
             ).all()
-        return sum([await self._acknowledge(rid, contact, org) for rid, contact, org in rows])
+        return sum([await self._acknowledge(req, req.contact, org) for req, org in rows])
 
     # --- helpers ----------------------------------------------------------------------------------
 
