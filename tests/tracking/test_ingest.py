@@ -487,7 +487,15 @@ def test_gpc_stores_nothing_and_an_optout_is_one_anonymous_row(env: Env) -> None
     assert r.status_code == 202
     assert r.json() == {"accepted": 0, "rejected": [], "honoured": "gpc", "invite": None}
     nothing_stored(env, visit)
-    assert count(env, OptOut, OptOut.site_id == site_id) == before
+    # the header alone is an opt-out (R13): one row for the visit's first page view ...
+    assert count(env, OptOut, OptOut.site_id == site_id) == before + 1
+    # ... and not again for its later pages and pings
+    for events in ([pageview("/stock")], [ping(1, 15)]):
+        r = send(env, env.notice_b, NOTICE_B, events, visit=visit, **{"Sec-GPC": "1"})
+        assert r.json()["honoured"] == "gpc"
+    assert count(env, OptOut, OptOut.site_id == site_id) == before + 1
+    nothing_stored(env, visit)
+    before += 1
 
     # the loader's one opt-out beacon per session: no ids at all
     r = send(env, env.notice_b, NOTICE_B, [{"type": "optout"}], **{"Sec-GPC": "1"})

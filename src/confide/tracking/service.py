@@ -2,8 +2,9 @@
 
 What is recorded follows the visitor's choices, checked here and not only in the widget:
 nothing for Do Not Track or Global Privacy Control (a GPC signal is recorded as an opt-out,
-without identifiers), nothing for a site in opt-in mode unless the beacon says consent was
-granted, nothing for known bots. Writes go through :class:`TrackingWriter` (group commit).
+without identifiers: :mod:`confide.tracking.gpc_once`), nothing for a site in opt-in mode
+unless the beacon says consent was granted, nothing for known bots. Writes go through
+:class:`TrackingWriter` (group commit).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from confide.storage.engine import Database
 from confide.storage.scope import Scope
 from confide.tracking.events import Beacon
 from confide.tracking.geo import GeoLocator
+from confide.tracking.gpc_once import GpcOnce
 from confide.tracking.models import Invitation, OptOut, PageView, Visit
 from confide.tracking.useragent import Agent, reduce
 from confide.tracking.useragent import warm as warm_agents
@@ -70,6 +72,7 @@ class TrackingService:
         self.broker = broker
         self.geo = geo
         self.writer = TrackingWriter(db, busy_window_ms=busy_window_ms, inline=inline)
+        self._gpc = GpcOnce()
 
     def warm(self) -> None:
         """Load the geo database and compile the UA regexes now, not on a visitor's request."""
@@ -78,8 +81,9 @@ class TrackingService:
 
     async def ingest(self, site: Site, beacon: Beacon, request: Request) -> IngestResult:
         result = IngestResult(rejected=beacon.rejected)
-        if request.gpc or any(e.type == "optout" for e in beacon.events):
-            if any(e.type == "optout" for e in beacon.events):
+        optout = any(e.type == "optout" for e in beacon.events)
+        if request.gpc or optout:
+            if optout or self._gpc.first(site.id, beacon):
                 await self._record_opt_out(site)
             result.honoured = "gpc"
             return result
