@@ -314,3 +314,80 @@ def test_enquiry_form_with_consent_becomes_a_released_lead(db: str) -> None:
         assert held is not None and held.delivery_state == "awaiting_consent"
 
     run(db, body)
+
+
+def test_gpc_seen_later_flags_the_known_person_and_never_unflags(db: str) -> None:
+    """R14, R16: the signal first appears after the details were given (a later session)."""
+
+    async def body(w: World) -> None:
+        actor, view, token = await w.ctx.chat.open_conversation(w.site, None, None)
+        conv = view.id
+        await _details(w, conv)
+        await w.ctx.leads.request_consent(w.operator, conv)
+        await _answer(w, actor, conv, "granted")
+        lead = await w.ctx.leads.create_lead(w.operator, conv, purpose="purchase")
+        assert lead.sale_share_opt_out is False
+        assert token is not None
+
+        async def flags() -> tuple[bool, bool]:
+            async with w.ctx.db.session(Scope.system(), read_only=True) as s:
+                person = await s.scalar(select(Person).where(Person.visitor_id == actor.visitor_id))
+                stored = await s.get(Lead, lead.id)
+                assert person is not None and stored is not None
+                return person.sale_share_opt_out, stored.sale_share_opt_out
+
+        await w.ctx.chat.resume_visitor(w.site, token, gpc=True)  # session 2: GPC on
+        assert await flags() == (True, True)
+        await w.ctx.chat.resume_visitor(w.site, token)  # session 3: no signal, still opted out
+        assert await flags() == (True, True)
+        async with w.ctx.db.session(Scope.system(), read_only=True) as s:
+            snapshot = await lead_snapshot(s, lead.id)
+        assert b"opt-out" in render_adf(snapshot).lower()
+
+    run(db, body)
+
+
+def test_returning_browser_in_a_new_chat_session_gets_its_earlier_chat(db: str) -> None:
+    """R24: day 2, the chat's session token is gone but the tracking cookie is the same."""
+    from datetime import UTC, datetime
+
+    from confide.tracking.events import parse_beacon
+    from confide.tracking.service import Request
+
+    cookie = secrets.token_urlsafe(16)
+    browser = Request(ip="192.0.2.10", user_agent="Mozilla/5.0 Firefox/133.0", dnt=False, gpc=False)
+
+    async def visit(w: World, path: str) -> str:
+        visit_id = secrets.token_urlsafe(16)
+        now = datetime.now(UTC)
+        raw = {
+            "site": w.site.key,
+            "visit": visit_id,
+            "visitor": cookie,
+            "consent": "granted",
+            "events": [{"type": "pageview", "url": path, "ts": int(now.timestamp() * 1000)}],
+        }
+        result = await w.ctx.tracking.ingest(w.site, parse_beacon(raw, now), browser)
+        assert result.accepted == 1
+        return visit_id
+
+    async def body(w: World) -> None:
+        day1 = await visit(w, "/used-cars/octavia")
+        actor, view, _token = await w.ctx.chat.open_conversation(w.site, None, None, day1)
+        ref = await w.ctx.chat.authorise(actor, view.id)
+        await w.ctx.chat.post(actor, ref, "day1-1", "Is the Octavia still for sale?")
+        await _details(w, view.id)
+
+        day2 = await visit(w, "/used-cars/octavia/test-drive")
+        detail = await w.ctx.tracking.visit_detail(Scope.system(), day2)
+        assert detail.get("person") is None  # browsing: not re-identified
+        again, second, _ = await w.ctx.chat.open_conversation(w.site, None, None, day2)
+        assert again.visitor_id != actor.visitor_id  # a new chat session
+        panel = await w.ctx.lead_records.panel(w.operator, second.id)
+        assert panel["person"]["email"] == "sam@example.org"
+        assert [e["id"] for e in panel["earlier"]] == [view.id]
+        assert panel["earlier"][0]["messages"][0]["text"] == "Is the Octavia still for sale?"
+        detail = await w.ctx.tracking.visit_detail(Scope.system(), day2)
+        assert [p["path"] for p in detail["path"]] == ["/used-cars/octavia/test-drive"]
+
+    run(db, body)

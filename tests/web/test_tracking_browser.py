@@ -419,8 +419,33 @@ def test_privacy_signals_are_honoured_and_chat_still_works(
 
     cid = chat_works(v, frame, console, f"Hello with {signal.upper()} on")
     assert dealers.rows("SELECT visit_id FROM conversations WHERE id = ?", cid) == [(None,)]
+    # GPC is also an opt-out for the chat visitor (and any person they become, R14)
+    gpc = "SELECT v.gpc FROM visitors v JOIN conversations c ON c.visitor_id = v.id WHERE c.id = ?"
+    assert dealers.rows(gpc, cid) == [(int(signal == "gpc"),)]
     assert v.cookies() == [] and v.stored_visit() is None
     assert dealers.count("visits", dealers.east_id) == visits
+    assert v.errors == []
+
+
+def test_gpc_sent_as_a_header_only_is_honoured_on_an_opt_in_site(
+    visitor: Callable[..., Visitor], dealers: Dealers, console: Console
+) -> None:
+    """A browser that sends ``Sec-GPC: 1`` without ``navigator.globalPrivacyControl``: the
+    frame learns it from its own request, so the opt-out is recorded and shown even before any
+    consent (R13, R17), and the chat visitor is flagged."""
+    v = visitor(extra_http_headers={"Sec-GPC": "1"})
+    opt_outs = dealers.count("opt_outs", dealers.main_id)
+    frame = v.goto(HOST + "/demo/")  # Main Street: opt-in, no consent given
+    v.idle(1.5)
+    assert v.beacons == [{"site": dealers.main_key, "events": [{"type": "optout"}]}]
+    wait_for(lambda: dealers.count("opt_outs", dealers.main_id) == opt_outs + 1, page=v.page)
+    privacy_panel(v, frame)
+    assert frame.inner_text("#privacy-signal") == "Opt-out request honoured"
+    frame.click("#privacy-back")
+    cid = chat_works(v, frame, console, "Hello with the GPC header only")
+    gpc = "SELECT v.gpc FROM visitors v JOIN conversations c ON c.visitor_id = v.id WHERE c.id = ?"
+    assert dealers.rows(gpc, cid) == [(1,)]
+    assert v.cookies() == [] and v.stored_visit() is None
     assert v.errors == []
 
 

@@ -9,6 +9,7 @@ import asyncio
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from confide.accounts.principal import Principal
 from confide.audit.log import Actor as AuditActor
@@ -22,6 +23,7 @@ from confide.clock import utcnow
 from confide.errors import EmptyText, InvalidInput, InvalidState, NotFound, TextTooLong
 from confide.ids import new_id, new_secret, pseudonym, secret_hash
 from confide.leads.detect import mask_cards
+from confide.leads.gpc import honour_gpc
 from confide.leads.models import Person
 from confide.realtime.broker import Broker, Event
 from confide.realtime.protocol import MAX_NAME_CHARS, MAX_TEXT_CHARS
@@ -77,9 +79,11 @@ class ChatService:
     # --- visitors -------------------------------------------------------------------------
 
     async def resume_visitor(
-        self, site: Site, token: str | None
+        self, site: Site, token: str | None, *, gpc: bool = False
     ) -> tuple[VisitorActor | None, ConversationView | None]:
-        """The visitor holding ``token`` on this site and their open conversation, if any."""
+        """The visitor holding ``token`` on this site and their open conversation, if any.
+        ``gpc``: the browser sends Global Privacy Control now; it is honoured for the visitor
+        and anyone they gave details as, even if an earlier session did not send it."""
         if not token:
             return None, None
         async with self.db.session(Scope.system()) as s:
@@ -91,6 +95,8 @@ class ChatService:
             if visitor is None:
                 return None, None
             visitor.last_seen_at = utcnow()
+            if gpc and not visitor.gpc:
+                await honour_gpc(s, visitor.id, None, visitor.last_seen_at)
             conv_id = await s.scalar(
                 select(Conversation.id)
                 .where(Conversation.visitor_id == visitor.id, Conversation.state.in_(OPEN_STATES))
@@ -158,10 +164,6 @@ class ChatService:
                 .order_by(Person.created_at.desc())
                 .limit(1)
             )
-            if gpc:
-                await s.execute(
-                    update(Visitor).where(Visitor.id == actor.visitor_id).values(gpc=True)
-                )
             if visit_id is not None:
                 # The visit's path and usage data become the chat's context (policy 2.3), in the
                 # same transaction, so the first event agents receive already names the visit.
@@ -172,12 +174,16 @@ class ChatService:
                 )
                 if linked.rowcount:  # type: ignore[attr-defined]
                     conv.visit_id = visit_id
+                    if conv.person_id is None:
+                        conv.person_id = await _person_of_browser(s, visit_id)
                     if conv.person_id is not None:
                         await s.execute(
                             update(Visit)
                             .where(Visit.id == visit_id)
                             .values(person_id=conv.person_id)
                         )
+            if gpc:
+                await honour_gpc(s, actor.visitor_id, conv.person_id, now)
             s.add(conv)
             await s.flush()
             view = await queries.conversation_view(s, conv.id)
@@ -525,4 +531,21 @@ def _new_conversation(
         agent_seen_seq=0,
         created_at=now,
         updated_at=now,
+    )
+
+
+async def _person_of_browser(s: AsyncSession, visit_id: str) -> str | None:
+    """The person this browser last gave details as on this site, found through the tracking
+    cookie's visitor (only set with consent), when a returning visitor starts a new chat (R24).
+    Browsing alone never does this: the live list shows no person."""
+    browser = select(Visit.site_visitor_id).where(Visit.id == visit_id).scalar_subquery()
+    return await s.scalar(  # type: ignore[no-any-return]
+        select(Visit.person_id)
+        .where(
+            Visit.site_visitor_id == browser,
+            Visit.person_id.is_not(None),
+            Visit.id != visit_id,
+        )
+        .order_by(Visit.started_at.desc())
+        .limit(1)
     )

@@ -40,6 +40,7 @@ from confide.leads.models import (
 from confide.leads.service import LeadService, consent_state_of
 from confide.sites.models import Site
 from confide.storage.engine import Database
+from confide.tracking.models import Visit
 
 STATUSES = ("new", "contacted", "closed")
 #: The client's workflow; "rejected" does not exist: no automated decision can refuse a lead (R32).
@@ -391,10 +392,18 @@ async def _history(s: AsyncSession, person_id: str) -> list[dict[str, Any]]:
 
 
 async def _earlier(s: AsyncSession, conv: Conversation) -> list[dict[str, Any]]:
-    """The visitor's other conversations (attached when a returning visitor chats, R24)."""
+    """The visitor's other conversations (attached when a returning visitor chats, R24): by
+    chat visitor, by person, and by browser (the tracking cookie's visitor of the chat's visit,
+    which outlives the chat's session-scoped token)."""
     who = Conversation.visitor_id == conv.visitor_id
     if conv.person_id:
         who = or_(who, Conversation.person_id == conv.person_id)
+    if conv.visit_id:
+        browser = select(Visit.site_visitor_id).where(Visit.id == conv.visit_id).scalar_subquery()
+        same_browser = select(Visit.conversation_id).where(
+            Visit.site_visitor_id == browser, Visit.conversation_id.is_not(None)
+        )
+        who = or_(who, Conversation.id.in_(same_browser))
     count = select(func.count()).where(Message.conversation_id == Conversation.id).scalar_subquery()
     rows = await s.execute(
         select(Conversation.id, Conversation.created_at, Conversation.state, count)

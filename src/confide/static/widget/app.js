@@ -56,8 +56,8 @@ const S = {
   site: saved.site || null, // {name, greeting, online}
   host: null,
   page: null,
-  private: false, // DNT or GPC: do not send the page path
-  signals: { dnt: false, gpc: false },
+  private: CFG.dnt === "1" || CFG.gpc === "1", // DNT or GPC: do not send the page path
+  signals: { dnt: CFG.dnt === "1", gpc: CFG.gpc === "1" }, // + the host page's navigator, on init
   invite: null, // an invitation waiting in the teaser: {text, from}
   invited: saved.invited || null, // the invitation the visitor took up, shown above the transcript
   consent: saved.consent || null, // {request:{id, text, policy_url}, answer}: the open question, as the server said
@@ -102,7 +102,11 @@ window.addEventListener("message", (e) => {
     S.host = e.origin;
     const page = m.page || {};
     S.page = { path: String(page.path || "/").slice(0, 500), title: String(page.title || "").slice(0, 200) };
-    S.signals = { dnt: !!(m.signals && m.signals.dnt), gpc: !!(m.signals && m.signals.gpc) };
+    // The host page's navigator, or this frame's own request headers (data-gpc, data-dnt).
+    S.signals = {
+      dnt: !!(m.signals && m.signals.dnt) || CFG.dnt === "1",
+      gpc: !!(m.signals && m.signals.gpc) || CFG.gpc === "1",
+    };
     S.private = S.signals.dnt || S.signals.gpc;
     // The loader starts closed with no badge; saying so again could undo a queued Confide.open().
     if (S.open || S.unread || active()) reportState();
@@ -177,6 +181,8 @@ async function connect() {
     if (S.token) hello.token = S.token;
     if (S.host || !EMBEDDED) hello.host = S.host || location.origin;
     if (S.page && !S.private) hello.page = S.page;
+    // GPC is an opt-out for this visitor and any person they become (R13, R14).
+    if (S.signals.gpc) hello.signals = { gpc: true };
     sock.send(JSON.stringify(hello));
   };
   sock.onmessage = (e) => {

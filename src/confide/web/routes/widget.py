@@ -53,6 +53,10 @@ async def frame(request: Request, ctx: Ctx, site: Annotated[str, Query(max_lengt
             "static_url": "/static",
             "enquiry_url": "/api/widget/enquiry",
             "csp_nonce": nonce,
+            # A browser may send the signals as request headers only (no navigator property):
+            # the frame honours them too (R13, R19).
+            "gpc": request.headers.get("sec-gpc") == "1",
+            "dnt": request.headers.get("dnt") == "1",
         },
     )
     response.headers["Content-Security-Policy"] = (

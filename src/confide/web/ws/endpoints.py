@@ -232,7 +232,7 @@ async def _widget_hello(session: _Session, site: Site, frame: Frame, conn: Conne
     ctx = session.ctx
     signals = frame.data.get("signals") or {}
     session.gpc = bool(signals.get("gpc")) or conn.ws.headers.get("sec-gpc") == "1"
-    actor, view = await ctx.chat.resume_visitor(site, frame.data.get("token"))
+    actor, view = await ctx.chat.resume_visitor(site, frame.data.get("token"), gpc=session.gpc)
     session.visitor = actor
     ctx.hub.subscribe(conn, recipients.site_visitors(site.id))
     if view is not None:
