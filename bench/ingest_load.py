@@ -358,8 +358,8 @@ def one_point(target: str, events: int, args: argparse.Namespace, rep: int) -> d
     spy = None
     try:
         watch = srv.watch()
-        if args.py_spy and target == "confide":
-            out = Path(f"{args.py_spy}-confide-e{events}-r{rep}.txt")
+        if args.py_spy:
+            out = Path(f"{args.py_spy}-{target}-e{events}-r{rep}.txt")
             spy = start_py_spy(srv.proc.pid, out, args.warmup + args.duration, args.py_spy_gil)
 
         async def go() -> tuple[Stats, float, float, dict[int, tuple[int, int]], float, float]:
