@@ -325,10 +325,24 @@ def site_configure(
         list[str] | None,
         typer.Option("--enable", help="Store a category switched off before (repeatable)."),
     ] = None,
+    tracking_identity: Annotated[
+        str | None,
+        typer.Option(
+            "--tracking-identity",
+            help="cookie (a first-party cookie) or cookieless (nothing stored on the device; "
+            "a server-side key from a rotating salt). Audited.",
+        ),
+    ] = None,
+    salt_rotation: Annotated[
+        str | None,
+        typer.Option(
+            "--salt-rotation", help="Cookieless salt lifetime: daily, weekly or monthly. Audited."
+        ),
+    ] = None,
     database_url: DbOpt = DEFAULT_DATABASE_URL,
 ) -> None:
-    """Change a site's consent mode, its automatic chat invitations or the usage data it
-    records."""
+    """Change a site's consent mode, its automatic chat invitations, the usage data it
+    records or how it recognises returning visitors."""
     rules: list[dict[str, object]] | None = [] if clear_rules else None
     for raw in invite_rule or []:
         path, _, rest = raw.partition(":")
@@ -345,13 +359,16 @@ def site_configure(
             invite_rules=rules,
             disable=disable or (),
             enable=enable or (),
+            tracking_identity=tracking_identity,
+            salt_rotation=salt_rotation,
         )
 
     updated = run_service(database_url, configure)
     off = ", ".join(updated.disabled_categories or []) or "none"
     typer.echo(
         f"{updated.key}: consent mode {updated.consent_mode}, "
-        f"{len(updated.invite_rules)} invitation rule(s), not recorded: {off}"
+        f"{len(updated.invite_rules)} invitation rule(s), not recorded: {off}, "
+        f"identity {updated.tracking_identity} (salt {updated.salt_rotation})"
     )
 
 
@@ -480,6 +497,7 @@ def stats_rollup(
     wanted = [today - timedelta(days=n) for n in range(days - 1, -1, -1)]
 
     async def rollup(ctx: Any) -> int:
+        await ctx.tracking.salts.rotate()  # past cookieless salts go with the schedule (R21)
         total = 0
         with typer.progressbar(wanted, label="Rolling up", show_pos=True) as bar:
             for day in bar:

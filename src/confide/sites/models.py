@@ -42,6 +42,23 @@ class Site(SiteScoped, Base):
         category="system.configuration",
         retention="account",
     )
+    #: "cookie" (a random first-party cookie) or "cookieless" (a server-side key from a rotating
+    #: salt: R21, ``sites/identity.py``). Changes are audited.
+    tracking_identity: Mapped[str] = field(
+        String(10),
+        default="cookie",
+        server_default="cookie",
+        category="system.configuration",
+        retention="account",
+    )
+    #: How often the cookieless salt changes: "daily" (default), "weekly" or "monthly".
+    salt_rotation: Mapped[str] = field(
+        String(8),
+        default="daily",
+        server_default="daily",
+        category="system.configuration",
+        retention="account",
+    )
     #: Automatic chat invitations: [{"path": "/used-cars/*", "seconds": 30, "text": "…"}].
     invite_rules: Mapped[list[dict[str, object]]] = field(
         JSON, default=list, category="system.configuration", retention="account"

@@ -6,13 +6,14 @@ import time
 from collections.abc import Iterable
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from confide.accounts.models import Organisation
 from confide.audit import log as audit
 from confide.clock import utcnow
 from confide.errors import InvalidInput, NotFound
 from confide.ids import new_id, new_site_key
-from confide.sites import processing
+from confide.sites import identity, processing
 from confide.sites.models import Site
 from confide.sites.origins import normalise_origin
 from confide.storage.engine import Database
@@ -80,11 +81,19 @@ class SiteService:
         invite_rules: list[dict[str, object]] | None = None,
         disable: Iterable[str] = (),
         enable: Iterable[str] = (),
+        tracking_identity: str | None = None,
+        salt_rotation: str | None = None,
         actor: audit.Actor = audit.SYSTEM,
     ) -> Site:
-        """Change a site's consent mode, automatic invitation rules or the usage-data
-        categories switched off for it (audited: R03)."""
+        """Change a site's consent mode, automatic invitation rules, the usage-data
+        categories switched off for it (audited: R03) or how it recognises returning
+        browsers (cookie or cookieless, and the salt's rotation: audited, R21). Every value is
+        checked before anything changes."""
         off, on = processing.checked(disable), processing.checked(enable)
+        if tracking_identity is not None:
+            identity.checked_identity(tracking_identity)
+        if salt_rotation is not None:
+            identity.checked_rotation(salt_rotation)
         if consent_mode is not None and consent_mode not in CONSENT_MODES:
             raise InvalidInput("consent mode must be 'opt-in' or 'notice'.")
         rules = [validate_rule(r) for r in invite_rules] if invite_rules is not None else None
@@ -112,6 +121,7 @@ class SiteService:
                     fields=sorted(set(before) ^ set(after)),
                     purpose=f"categories switched off: {before or 'none'} -> {after or 'none'}",
                 )
+            await _change_identity(s, site, tracking_identity, salt_rotation, actor)
         self._by_key.pop(site.key, None)
         return site
 
@@ -153,6 +163,38 @@ class SiteService:
             return normalise_origin(origin) in site.allowed_origins
         except InvalidInput:
             return False
+
+
+async def _change_identity(
+    s: AsyncSession,
+    site: Site,
+    tracking_identity: str | None,
+    salt_rotation: str | None,
+    actor: audit.Actor,
+) -> None:
+    """Apply a new identity method or salt rotation, with one audit entry naming both."""
+    changes = {
+        name: (getattr(site, name), value)
+        for name, value in (
+            ("tracking_identity", tracking_identity),
+            ("salt_rotation", salt_rotation),
+        )
+        if value is not None and value != getattr(site, name)
+    }
+    if not changes:
+        return
+    for name, (_old, new) in changes.items():
+        setattr(site, name, new)
+    await audit.append(
+        s,
+        actor,
+        "config.site.identity",
+        organisation_id=site.organisation_id,
+        subject_kind="site",
+        subject_ref=site.id,
+        fields=sorted(changes),
+        purpose="; ".join(f"{n}: {old} -> {new}" for n, (old, new) in sorted(changes.items())),
+    )
 
 
 def validate_rule(rule: dict[str, object]) -> dict[str, object]:

@@ -39,6 +39,7 @@ from confide.tracking.models import (
     OptOut,
     PageView,
     SiteVisitor,
+    TrackingSalt,
     Visit,
 )
 
@@ -80,6 +81,7 @@ __all__ = [
     "SiteVisitor",
     "SubProcessor",
     "SubProcessorObjection",
+    "TrackingSalt",
     "User",
     "VerificationCode",
     "Visit",

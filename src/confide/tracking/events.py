@@ -41,6 +41,8 @@ class Beacon:
     consent: str | None
     events: list[Event] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
+    #: Each kept event's index in the request (for reasons given later: ``require_visit``).
+    indexes: list[int] = field(default_factory=list)
 
 
 def _ts(value: Any, now: datetime) -> datetime:
@@ -98,8 +100,11 @@ def parse_event(raw: Any, now: datetime) -> Event:
     )
 
 
-def parse_beacon(data: Any, now: datetime) -> Beacon:
-    """The beacon's envelope must be valid as a whole; its events are judged one by one."""
+def parse_beacon(data: Any, now: datetime, *, visit_required: bool = True) -> Beacon:
+    """The beacon's envelope must be valid as a whole; its events are judged one by one.
+
+    ``visit_required=False`` leaves the visit check to :func:`require_visit`, once the site is
+    known: a cookieless site's beacons carry no visit id (the server derives the visit, R21)."""
     if not isinstance(data, dict):
         raise InvalidInput("the body must be a JSON object")
     site = data.get("site")
@@ -122,16 +127,27 @@ def parse_beacon(data: Any, now: datetime) -> Beacon:
     for index, raw in enumerate(events):
         try:
             beacon.events.append(parse_event(raw, now))
+            beacon.indexes.append(index)
         except InvalidInput as exc:
             beacon.rejected.append({"index": index, "reason": exc.message})
-    if beacon.events and any(e.type != "optout" for e in beacon.events) and beacon.visit is None:
-        # Each refused event is listed once, with the first reason found (its own, if any).
-        refused = {r["index"] for r in beacon.rejected}
-        beacon.rejected.extend(
-            {"index": i, "reason": "visit is required"}
-            for i, e in enumerate(events)
-            if i not in refused and isinstance(e, dict) and e.get("type") != "optout"
-        )
-        beacon.rejected.sort(key=lambda r: int(r["index"]))
-        beacon.events = [e for e in beacon.events if e.type == "optout"]
+    if visit_required:
+        require_visit(beacon)
     return beacon
+
+
+def require_visit(beacon: Beacon) -> None:
+    """Without a visit id only ``optout`` events are kept; the others are refused with that
+    reason (each refused event is listed once, with the first reason found: its own, if any)."""
+    if beacon.visit is not None or all(e.type == "optout" for e in beacon.events):
+        return
+    beacon.rejected.extend(
+        {"index": i, "reason": "visit is required"}
+        for i, e in zip(beacon.indexes, beacon.events, strict=True)
+        if e.type != "optout"
+    )
+    beacon.rejected.sort(key=lambda r: int(r["index"]))
+    kept = [
+        (i, e) for i, e in zip(beacon.indexes, beacon.events, strict=True) if e.type == "optout"
+    ]
+    beacon.indexes = [i for i, _ in kept]
+    beacon.events = [e for _, e in kept]

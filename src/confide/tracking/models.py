@@ -187,3 +187,25 @@ class Invitation(SiteScoped, Base):
     from_name: Mapped[str] = field(String(100), category="system.operations", retention="behaviour")
     created_at: Mapped[datetime] = field(UTCDateTime, **_OPS)
     delivered_at: Mapped[datetime | None] = field(UTCDateTime, nullable=True, **_OPS)
+
+
+class TrackingSalt(Base):
+    """The secret of one rotation period for cookieless visitor keys (R21).
+
+    Not tenant data: one salt per rotation scope and period serves every site (the site id is
+    part of what is hashed, so keys still differ per site). A past period's salt is deleted as
+    soon as its period ends (``tracking/salts.py``): then nobody can recompute that period's
+    keys from an address and a browser.
+    """
+
+    __tablename__ = "tracking_salts"
+    __table_args__ = (UniqueConstraint("rotation", "period_start"),)
+
+    id: Mapped[int] = field(Integer, primary_key=True, autoincrement=True, **_ID)
+    rotation: Mapped[str] = field(String(8), category="system.configuration", retention="session")
+    period_start: Mapped[date] = field(Date, category="system.operations", retention="session")
+    #: 32 random bytes, hex.
+    salt: Mapped[str] = field(String(64), category="system.security.salt", retention="session")
+    created_at: Mapped[datetime] = field(
+        UTCDateTime, category="system.operations", retention="session"
+    )

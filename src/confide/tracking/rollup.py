@@ -9,13 +9,16 @@ from datetime import timedelta
 
 from confide.clock import utcnow
 from confide.tracking.aggregates import Reports
+from confide.tracking.salts import Salts
 
 log = logging.getLogger(__name__)
 
 
 class RollupTask:
-    def __init__(self, reports: Reports, *, interval_s: float) -> None:
+    def __init__(self, reports: Reports, *, interval_s: float, salts: Salts | None = None) -> None:
         self.reports = reports
+        #: Past cookieless salts are destroyed on this schedule too, not only when used (R21).
+        self.salts = salts
         self.interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
 
@@ -30,6 +33,8 @@ class RollupTask:
                 await self._task
 
     async def run_once(self) -> int:
+        if self.salts is not None:
+            await self.salts.rotate()
         today = utcnow().date()
         return await self.reports.rollup([today - timedelta(days=1), today])
 

@@ -10,6 +10,7 @@ unless the beacon says consent was granted, nothing for known bots. Writes go th
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,10 +28,12 @@ from confide.realtime.broker import Broker, Event
 from confide.sites.models import Site
 from confide.storage.engine import Database
 from confide.storage.scope import Scope
+from confide.tracking import cookieless
 from confide.tracking.events import Beacon
 from confide.tracking.geo import GeoLocator
 from confide.tracking.gpc_once import GpcOnce
 from confide.tracking.models import Invitation, OptOut, PageView, Visit
+from confide.tracking.salts import Salts
 from confide.tracking.useragent import Agent, reduce
 from confide.tracking.useragent import warm as warm_agents
 from confide.tracking.writer import Pending, TrackingWriter, Usage
@@ -45,6 +48,7 @@ class IngestResult:
     rejected: list[dict[str, Any]] = field(default_factory=list)
     honoured: str | None = None  # "gpc", "dnt", "consent", "bot": why nothing was recorded
     invite: dict[str, str] | None = None  # an operator's invitation waiting for this visit
+    seq: int | None = None  # cookieless sites: the number of the page view just recorded
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ class TrackingService:
         self.geo = geo
         self.writer = TrackingWriter(db, busy_window_ms=busy_window_ms, inline=inline)
         self._gpc = GpcOnce()
+        self.salts = Salts(db)
 
     def warm(self) -> None:
         """Load the geo database and compile the UA regexes now, not on a visitor's request."""
@@ -100,15 +105,20 @@ class TrackingService:
         if agent.bot:
             result.honoured = "bot"
             return result
+        key = None
+        if site.tracking_identity == "cookieless" and beacon.events:
+            beacon, key = await self._cookieless(site, beacon, request.ip, agent)
         if not beacon.events or beacon.visit is None:
             return result
         # only for a new visit; without what the client switched off (R03)
         usage = functools.partial(self._usage, request.ip, agent, site.disabled_categories)
         future = asyncio.get_running_loop().create_future()
-        visit, invite = await self.writer.submit(Pending(site, beacon, usage, future))
+        visit, invite = await self.writer.submit(Pending(site, beacon, usage, future, key))
         if visit is not None:
             result.accepted = len(beacon.events)
             result.invite = invite
+            if key is not None and any(e.type == "pageview" for e in beacon.events):
+                result.seq = int(visit["pageviews"])
             if self._unwatched(site.id):
                 return result
             await self.broker.publish(
@@ -126,6 +136,16 @@ class TrackingService:
                 ),
             ]
         return result
+
+    async def _cookieless(
+        self, site: Site, beacon: Beacon, ip: str | None, agent: Agent
+    ) -> tuple[Beacon, str]:
+        """The beacon with the visit the server derived and no ids from the browser (R21):
+        any the browser sent anyway are ignored."""
+        salt = await self.salts.current(site.salt_rotation)
+        key = cookieless.visitor_key(salt, site.id, ip, agent)
+        visit = await cookieless.visit_for(self.db, site.id, key)
+        return dataclasses.replace(beacon, visit=visit, visitor=None), key
 
     def _usage(self, ip: str | None, agent: Agent, disabled: list[str] | None = None) -> Usage:
         off = disabled or ()

@@ -79,6 +79,9 @@ class Pending:
     #: costs more than the rest of a beacon's parsing.
     usage: Usage | Callable[[], Usage]
     future: asyncio.Future[Result] = field(repr=False)
+    #: A cookieless site's visitor key (R21, ``tracking/cookieless.py``), stored where a
+    #: cookie's hash goes; None: the visitor is the beacon's cookie, if any.
+    visitor_key: str | None = None
 
 
 class TrackingWriter:
@@ -256,9 +259,9 @@ def _create_visits(
     # per tab, as sessionStorage is per tab), so visitors are keyed by cookie hash while the
     # visit count goes up once per new visit.
     digests = {
-        visit_id: secret_hash(f"{p.site.id}:{p.beacon.visitor}")
+        visit_id: p.visitor_key or secret_hash(f"{p.site.id}:{p.beacon.visitor}")
         for visit_id, p in starts.items()
-        if p.beacon.visitor
+        if p.visitor_key or p.beacon.visitor
     }
     known: dict[str, dict[str, Any]] = {}
     if digests:

@@ -84,6 +84,14 @@ class AppContext:
         delivery.on_lead_changed = leads.lead_changed
         privacy = PrivacyService(db, settings, on_enqueued=delivery.notify)
         delivery.on_notice_settled = privacy.notice_settled
+        tracking = TrackingService(
+            db,
+            broker,
+            GeoLocator(settings.geoip_city_db or None),
+            busy_window_ms=settings.commit_busy_window_ms,
+            inline=_inline(settings),
+            unwatched=_unwatched(broker, hub),
+        )
         return cls(
             settings,
             db,
@@ -93,16 +101,9 @@ class AppContext:
             SiteService(db),
             chat,
             writer,
-            TrackingService(
-                db,
-                broker,
-                GeoLocator(settings.geoip_city_db or None),
-                busy_window_ms=settings.commit_busy_window_ms,
-                inline=_inline(settings),
-                unwatched=_unwatched(broker, hub),
-            ),
+            tracking,
             reports,
-            RollupTask(reports, interval_s=settings.rollup_interval_s),
+            RollupTask(reports, interval_s=settings.rollup_interval_s, salts=tracking.salts),
             leads,
             delivery,
             LeadRecords(db, chat, leads),

@@ -1100,19 +1100,25 @@ const stats = (() => {
       (consent === "granted" || (consent !== "denied" && cfg.consent_mode === "notice"));
   }
 
+  // Cookieless sites (R21): nothing is stored on the device; the server works out the visitor
+  // and the visit, and tells us only this page's number (V.seq) for the pings.
+  const cookieless = () => !!cfg && cfg.tracking_identity === "cookieless";
+  const seq = () => (cookieless() ? V.seq || 0 : V.n);
+
   function body(ev) {
+    const ids = cookieless() ? { visit: null, visitor: null } : { visit: V.id, visitor: cfv };
     return JSON.stringify({
-      site: SITE, visit: V.id, visitor: cfv, consent: consent === "granted" ? "granted" : null, events: [ev],
+      site: SITE, ...ids, consent: consent === "granted" ? "granted" : null, events: [ev],
     });
   }
 
   function keep() {
-    toHost({ event: "ids", cfv, visit: JSON.stringify(V) });
+    if (!cookieless()) toHost({ event: "ids", cfv, visit: JSON.stringify(V) });
   }
 
   // The leave beacon, ready for the loader to send the moment the page is hidden or left.
   function armLeave() {
-    if (on) toHost({ event: "beacon", leave: true, body: body({ type: "leave", seq: V.n, seconds: seconds(), ts: Date.now() }) });
+    if (on) toHost({ event: "beacon", leave: true, body: body({ type: "leave", seq: seq(), seconds: seconds(), ts: Date.now() }) });
   }
 
   function beacon(ev) {
@@ -1126,6 +1132,7 @@ const stats = (() => {
     if (renew || !V) V = { id: randomToken(22), n: 0, s: SITE };
     const first = V.n === 0 && !renew; // a visit renewed after a pause was not referred
     V.n += 1;
+    V.seq = 0; // cookieless: until the server's reply numbers this page (pings of 0 are ignored)
     lastPing = Date.now();
     beacon({ type: "pageview", url, title: (S.page && S.page.title ? S.page.title : "").slice(0, 200), referrer: first ? referrer : null });
     renderPrivacy();
@@ -1142,7 +1149,11 @@ const stats = (() => {
 
   function evaluate() {
     if (allowed()) {
-      if (!on && !asking) {
+      if (!on && !asking && cookieless()) {
+        toHost({ event: "ids" }); // delete any _cfv and _cfvisit left by cookie mode
+        on = true;
+        pageview(false);
+      } else if (!on && !asking) {
         asking = true;
         toHost({ event: "ids", get: true });
       }
@@ -1158,7 +1169,7 @@ const stats = (() => {
     checkRules();
     if (now - lastPing >= ping) {
       lastPing = now;
-      beacon({ type: "ping", seq: V.n, seconds: seconds() });
+      beacon({ type: "ping", seq: seq(), seconds: seconds() });
     } else {
       armLeave();
     }
@@ -1249,6 +1260,7 @@ const stats = (() => {
     },
     onReply(r) {
       if (!r || typeof r !== "object") return;
+      if (Number.isInteger(r.seq) && V) V.seq = r.seq;
       if (r.honoured === "gpc" || r.honoured === "dnt") {
         // The browser sent the signal as a request header only: honour it all the same.
         S.signals[r.honoured] = true;
@@ -1257,7 +1269,7 @@ const stats = (() => {
       }
       if (r.invite && typeof r.invite.text === "string") showInvite(r.invite.text, r.invite.from);
     },
-    visit: () => (on && V ? V.id : null),
+    visit: () => (on && V && !cookieless() ? V.id : null), // a cookieless visit is the server's
     state: () => ({ on, cfg, consent }),
   };
 })();

@@ -16,7 +16,7 @@ from confide.errors import Forbidden, InvalidInput
 from confide.sites.origins import normalise_origin
 from confide.sites.service import CACHE_SECONDS, SiteService
 from confide.storage.scope import Scope
-from confide.tracking.events import MAX_BODY_BYTES, parse_beacon
+from confide.tracking.events import MAX_BODY_BYTES, parse_beacon, require_visit
 from confide.tracking.service import Request as TrackedRequest
 from confide.web.context import AppContext
 from confide.web.deps import Ctx, CurrentPrincipal
@@ -71,12 +71,14 @@ async def ingest(
     except orjson.JSONDecodeError:
         return _refused("The body is not valid JSON.")
     try:
-        beacon = parse_beacon(data, utcnow())
+        beacon = parse_beacon(data, utcnow(), visit_required=False)
     except InvalidInput as exc:
         return _refused(exc.message)
     site = await ctx.sites.by_key(beacon.site)
     if not ctx.sites.origin_allowed(site, origin):
         raise Forbidden("This origin may not send events for this site.")
+    if site.tracking_identity != "cookieless":  # a cookieless visit is the server's (R21)
+        require_visit(beacon)
     cors = [
         (b"access-control-allow-origin", (origin or "").encode("latin-1")),
         (b"vary", b"Origin"),
@@ -90,6 +92,8 @@ async def ingest(
         "honoured": result.honoured,
         "invite": result.invite,
     }
+    if result.seq is not None:  # cookieless sites: the page's number, for the widget's pings
+        payload["seq"] = result.seq
     return 202, orjson.dumps(payload), cors
 
 

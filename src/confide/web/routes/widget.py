@@ -127,6 +127,8 @@ class WidgetConfig(BaseModel):
     greeting: str
     online: bool
     consent_mode: str
+    #: "cookie" or "cookieless": in cookieless mode the widget stores nothing for statistics.
+    tracking_identity: str
     invite_rules: list[dict[str, object]]
 
 
@@ -145,5 +147,6 @@ async def config(
         greeting=s.greeting,
         online=await ctx.site_online(s.id),
         consent_mode=s.consent_mode,
+        tracking_identity=s.tracking_identity,
         invite_rules=s.invite_rules,
     )
