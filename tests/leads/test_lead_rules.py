@@ -391,3 +391,55 @@ def test_returning_browser_in_a_new_chat_session_gets_its_earlier_chat(db: str) 
         assert [p["path"] for p in detail["path"]] == ["/used-cars/octavia/test-drive"]
 
     run(db, body)
+
+
+def test_a_person_is_created_only_when_details_are_typed_in_the_chat(db: str) -> None:
+    """R23: before personal data, the visit is keyed by the pseudonymous visitor only; the
+    first email or phone a visitor writes creates the person and attributes the visit."""
+    from datetime import UTC, datetime
+
+    from confide.tracking.events import parse_beacon
+    from confide.tracking.models import Visit
+    from confide.tracking.service import Request
+
+    async def body(w: World) -> None:
+        visit_id = secrets.token_urlsafe(16)
+        now = datetime.now(UTC)
+        raw = {
+            "site": w.site.key,
+            "visit": visit_id,
+            "visitor": secrets.token_urlsafe(16),
+            "consent": "granted",
+            "events": [{"type": "pageview", "url": "/", "ts": int(now.timestamp() * 1000)}],
+        }
+        browser = Request(
+            ip="192.0.2.7", user_agent="Mozilla/5.0 Firefox/133.0", dnt=False, gpc=False
+        )
+        assert (await w.ctx.tracking.ingest(w.site, parse_beacon(raw, now), browser)).accepted
+        actor, view, _ = await w.ctx.chat.open_conversation(w.site, None, None, visit_id)
+        ref = await w.ctx.chat.authorise(actor, view.id)
+        await w.ctx.chat.post(actor, ref, "r23-1", "Hi, is the Octavia still for sale? Ring 2")
+        await w.ctx.chat.settle()
+        assert await _count(w, Person, Person.visitor_id == actor.visitor_id) == 0
+
+        await w.ctx.chat.post(actor, ref, "r23-2", "Mail me at Sam@Example.org please")
+        await w.ctx.chat.settle()
+        async with w.ctx.db.session(Scope.system(), read_only=True) as s:
+            people = list(
+                await s.scalars(select(Person).where(Person.visitor_id == actor.visitor_id))
+            )
+            visit = await s.get(Visit, visit_id)
+        assert len(people) == 1 and people[0].email == "Sam@example.org"  # the domain lower-cased
+        assert visit is not None and visit.person_id == people[0].id
+
+        # what the operator confirmed is kept; only a missing detail is filled in
+        await w.ctx.leads.update_details(w.operator, view.id, {"email": "sam@work.example"})
+        await w.ctx.chat.post(actor, ref, "r23-3", "or sam@home.example, or 07911 123456")
+        await w.ctx.chat.settle()
+        async with w.ctx.db.session(Scope.system(), read_only=True) as s:
+            person = await s.get(Person, people[0].id)
+        assert person is not None and person.email == "sam@work.example"
+        assert person.phone == "+447911123456"
+        assert await _count(w, Person, Person.visitor_id == actor.visitor_id) == 1
+
+    run(db, body)

@@ -6,7 +6,10 @@ Transports (WebSocket, HTTP) call these functions and nothing else, so they cann
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,6 +34,8 @@ from confide.sites.models import Site
 from confide.storage.engine import Database
 from confide.storage.scope import Scope
 from confide.tracking.models import Visit
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,10 @@ class ChatService:
         self.db = db
         self.broker = broker
         self.writer: MessageWriter | None = None
+        #: Told about each stored visitor message that may hold an email or a phone number:
+        #: the lead service makes them the visitor's details (R23). Wired by the app context.
+        self.on_visitor_details: Callable[[Stored], Coroutine[Any, Any, None]] | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     def attach_writer(self, writer: MessageWriter) -> None:
         self.writer = writer
@@ -350,6 +359,25 @@ class ChatService:
         for m in stored:
             channels = recipients.for_message(m.conversation_id, m.site_id, m.state == "waiting")
             await self.broker.publish(Event(channels, message_frame(m), m.origin))
+            if m.author_role == "visitor" and self.on_visitor_details is not None and _typed(m):
+                self._later(self.on_visitor_details(m))
+
+    def _later(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` beside the chat: the message is stored and acked without waiting for it
+        (the writer calls us before it resolves the senders' futures)."""
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("details typed in a chat were not recorded", exc_info=task.exception())
+
+    async def settle(self) -> None:
+        """Wait for the work started beside the chat (at shutdown, and in tests)."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
 
     @staticmethod
     def ack(m: Stored, ref: str | None) -> dict[str, object]:
@@ -549,3 +577,8 @@ async def _person_of_browser(s: AsyncSession, visit_id: str) -> str | None:
         .order_by(Visit.started_at.desc())
         .limit(1)
     )
+
+
+def _typed(m: Stored) -> bool:
+    """Whether a message may hold an email or a phone number (the cheap checks only)."""
+    return identifiers.may_hold_email(m.text) or identifiers.may_hold_phone(m.text)

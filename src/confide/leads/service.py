@@ -19,6 +19,7 @@ from confide.chat import recipients
 from confide.chat.models import Conversation, Message, Visitor
 from confide.chat.rewrite import replace_spans, rewrite_transcript
 from confide.chat.service import ChatService, ConversationRef, VisitorActor
+from confide.chat.writer import Stored
 from confide.clock import utcnow
 from confide.delivery.outbox import cancel_for_leads, enqueue_lead
 from confide.errors import ConsentRequired, InvalidInput, InvalidState, NotFound
@@ -72,7 +73,7 @@ class LeadService:
         ref = await self.chat.authorise(actor, conversation_id)
         now = utcnow()
         async with self.db.session(Scope.system()) as s:
-            site, conv = await _site_and_conversation(s, ref)
+            site, conv = await _site_and_conversation(s, ref, lock=True)
             clean = fields.contact(values, site.country)
             person = await self._person_for(s, conv, now, create=any(clean.values()))
             if person is None:
@@ -89,6 +90,36 @@ class LeadService:
             person_id = person.id
         await self._publish_person(ref)
         return await self._reload(person_id)
+
+    async def details_typed(self, message: Stored) -> None:
+        """A visitor wrote an email or phone number in the chat: it is their personal data, so
+        the person is created now (if none yet) and the chat's visit attributed to it (R23).
+
+        Only details the person does not have yet are filled in: what an operator confirmed or
+        corrected is never overwritten by a later message. Nothing happens for a visitor who
+        said they are under age, nor when the conversation has gone (erased)."""
+        now = utcnow()
+        async with self.db.session(Scope.system()) as s:
+            conv = await s.get(Conversation, message.conversation_id, with_for_update=True)
+            site = await s.get(Site, message.site_id)
+            if conv is None or site is None:
+                return
+            typed: dict[str, str] = {}
+            for d in find_details(message.text, site.country):
+                if d.kind in ("email", "phone"):
+                    typed.setdefault(d.kind, d.normalised)
+            if not typed:
+                return
+            person = await self._person_for(s, conv, now, create=True)
+            if person is None or person.minor:
+                return
+            for key, value in typed.items():
+                if getattr(person, key) is None:
+                    self._set_detail(person, key, value)
+                    s.add(self._change(person, conv.id, key, value, "chat", None, now))
+            person.updated_at = now
+            ref = ConversationRef(conv.id, conv.organisation_id, conv.site_id, conv.visitor_id)
+        await self._publish_person(ref)
 
     async def _reload(self, person_id: str) -> Person:
         """The person as stored, decrypted (the unit of work's copy holds sealed values)."""
@@ -180,7 +211,7 @@ class LeadService:
         ref = await self.chat.authorise(principal, conversation_id)
         now = utcnow()
         async with self.db.session(Scope.system()) as s:
-            site, conv = await _site_and_conversation(s, ref)
+            site, conv = await _site_and_conversation(s, ref, lock=True)
             if age >= site.min_age:
                 return False
             person = await self._person_for(s, conv, now, create=True)
@@ -535,9 +566,12 @@ async def _release(s: AsyncSession, lead: Lead, consent_id: str, now: datetime) 
 
 
 async def _site_and_conversation(
-    s: AsyncSession, ref: ConversationRef
+    s: AsyncSession, ref: ConversationRef, *, lock: bool = False
 ) -> tuple[Site, Conversation]:
-    conv = await s.get(Conversation, ref.id)
+    """``lock``: hold the conversation row (PostgreSQL; SQLite serialises writers anyway), so
+    that two writers of its person (an operator, details typed in the chat, an age) cannot
+    both create one, or undo each other's redaction."""
+    conv = await s.get(Conversation, ref.id, with_for_update=lock)
     site = await s.get(Site, ref.site_id)
     if conv is None or site is None:
         raise NotFound("No such conversation.")

@@ -81,6 +81,7 @@ class AppContext:
         reports = Reports(db)
         delivery = DeliveryWorker(db, settings)
         leads = LeadService(db, broker, chat, on_enqueued=delivery.notify)
+        chat.on_visitor_details = leads.details_typed
         delivery.on_lead_changed = leads.lead_changed
         privacy = PrivacyService(db, settings, on_enqueued=delivery.notify)
         delivery.on_notice_settled = privacy.notice_settled
@@ -133,6 +134,7 @@ class AppContext:
         await self.rollup.stop()
         await self.tracking.writer.stop()
         await self.writer.stop()
+        await self.chat.settle()
         await self.broker.stop()
         await self.db.dispose()
 
