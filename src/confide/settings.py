@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     #: Session cookies get ``Secure`` when served over https (always in production).
     secure_cookies: bool = False
     session_hours: int = 12
+    #: A visitor's chat session (the widget's token, kept in the tab's sessionStorage) ends after
+    #: this many hours without the widget connecting: the token is then refused (R11).
+    visitor_session_hours: float = Field(default=12.0, gt=0.0, le=24.0 * 30)
     #: Lockout after this many failed logins within ``lockout_minutes``.
     login_max_failures: int = 5
     lockout_minutes: int = 15

@@ -443,3 +443,28 @@ def test_a_person_is_created_only_when_details_are_typed_in_the_chat(db: str) ->
         assert await _count(w, Person, Person.visitor_id == actor.visitor_id) == 1
 
     run(db, body)
+
+
+def test_a_visitor_token_is_session_scoped(db: str) -> None:
+    """R11: the chat token only lasts while the widget keeps connecting; a stale one is refused
+    (the widget then drops it and the next chat gets a new one)."""
+    from datetime import UTC, datetime, timedelta
+
+    import confide.clock
+
+    frozen = confide.clock.FrozenClock(datetime.now(UTC))
+    saved, confide.clock.clock = confide.clock.clock, frozen
+
+    async def body(w: World) -> None:
+        actor, view, token = await w.ctx.chat.open_conversation(w.site, None, None)
+        frozen.advance(w.ctx.chat.visitor_session - timedelta(minutes=1))
+        again, resumed = await w.ctx.chat.resume_visitor(w.site, token)
+        assert again == actor and resumed is not None and resumed.id == view.id
+        frozen.advance(w.ctx.chat.visitor_session + timedelta(minutes=1))  # idle too long
+        assert await w.ctx.chat.resume_visitor(w.site, token) == (None, None)
+        assert await w.ctx.chat.resume_visitor(w.other_site, token) == (None, None)
+
+    try:
+        run(db, body)
+    finally:
+        confide.clock.clock = saved

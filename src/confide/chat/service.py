@@ -9,6 +9,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -73,9 +74,13 @@ def clean_text(text: str) -> str:
 
 
 class ChatService:
-    def __init__(self, db: Database, broker: Broker) -> None:
+    def __init__(
+        self, db: Database, broker: Broker, *, visitor_session: timedelta = timedelta(hours=12)
+    ) -> None:
         self.db = db
         self.broker = broker
+        #: How long a visitor's token stays good without the widget connecting (R11).
+        self.visitor_session = visitor_session
         self.writer: MessageWriter | None = None
         #: Told about each stored visitor message that may hold an email or a phone number:
         #: the lead service makes them the visitor's details (R23). Wired by the app context.
@@ -91,6 +96,11 @@ class ChatService:
         self, site: Site, token: str | None, *, gpc: bool = False
     ) -> tuple[VisitorActor | None, ConversationView | None]:
         """The visitor holding ``token`` on this site and their open conversation, if any.
+
+        The token is session-scoped (R11): the widget keeps it in the tab's sessionStorage, and
+        it is refused here once the widget has not connected for ``visitor_session``, so a
+        copied or left-over token cannot open the chat later (the visitor then starts afresh;
+        their earlier chats come back only if they chat again, R24).
         ``gpc``: the browser sends Global Privacy Control now; it is honoured for the visitor
         and anyone they gave details as, even if an earlier session did not send it."""
         if not token:
@@ -101,9 +111,10 @@ class ChatService:
                     Visitor.token_hash == secret_hash(token), Visitor.site_id == site.id
                 )
             )
-            if visitor is None:
+            now = utcnow()
+            if visitor is None or visitor.last_seen_at < now - self.visitor_session:
                 return None, None
-            visitor.last_seen_at = utcnow()
+            visitor.last_seen_at = now
             if gpc and not visitor.gpc:
                 await honour_gpc(s, visitor.id, None, visitor.last_seen_at)
             conv_id = await s.scalar(

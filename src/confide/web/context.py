@@ -68,7 +68,9 @@ class AppContext:
             lockout=timedelta(minutes=settings.lockout_minutes),
             session_ttl=timedelta(hours=settings.session_hours),
         )
-        chat = ChatService(db, broker)
+        chat = ChatService(
+            db, broker, visitor_session=timedelta(hours=settings.visitor_session_hours)
+        )
         writer = MessageWriter(
             db,
             chat.publish_committed,
