@@ -209,6 +209,7 @@ def expected_report(data: Seeded, start: date, end: date) -> dict[str, Any]:
                 "visitors": len({v["site_visitor_id"] or v["id"] for v in vs}),
                 "pageviews": sum(v["pageviews"] for v in vs),
                 "chats": sum(1 for v in vs if v["conversation_id"]),
+                "anonymous_pageviews": 0,  # none seeded: tests/tracking/test_uk_stats.py
             }
         )
         day += timedelta(days=1)
@@ -222,6 +223,7 @@ def expected_report(data: Seeded, start: date, end: date) -> dict[str, Any]:
         "average_visit_seconds": round(seconds / n) if n else 0,
         "chats": chats,
         "chat_share": round(chats / n, 4) if n else 0.0,
+        "anonymous_pageviews": 0,
     }
     breakdowns: dict[str, dict[str, dict[str, int]]] = {}
     for dim in ("channel", "country", "device", "browser"):

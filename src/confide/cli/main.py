@@ -339,10 +339,22 @@ def site_configure(
             "--salt-rotation", help="Cookieless salt lifetime: daily, weekly or monthly. Audited."
         ),
     ] = None,
+    uk_stats_exception: Annotated[
+        bool | None,
+        typer.Option(
+            "--uk-stats-exception/--no-uk-stats-exception",
+            help="UK sites only (PECR Sch. A1): count page views anonymously before consent, "
+            "with a way to object. Audited.",
+        ),
+    ] = None,
+    country: Annotated[
+        str | None,
+        typer.Option("--country", help="The site's country, a two-letter ISO code (e.g. GB)."),
+    ] = None,
     database_url: DbOpt = DEFAULT_DATABASE_URL,
 ) -> None:
     """Change a site's consent mode, its automatic chat invitations, the usage data it
-    records or how it recognises returning visitors."""
+    records, how it recognises returning visitors or its UK statistics exception."""
     rules: list[dict[str, object]] | None = [] if clear_rules else None
     for raw in invite_rule or []:
         path, _, rest = raw.partition(":")
@@ -361,6 +373,8 @@ def site_configure(
             enable=enable or (),
             tracking_identity=tracking_identity,
             salt_rotation=salt_rotation,
+            uk_stats_exception=uk_stats_exception,
+            country=country,
         )
 
     updated = run_service(database_url, configure)
@@ -368,7 +382,9 @@ def site_configure(
     typer.echo(
         f"{updated.key}: consent mode {updated.consent_mode}, "
         f"{len(updated.invite_rules)} invitation rule(s), not recorded: {off}, "
-        f"identity {updated.tracking_identity} (salt {updated.salt_rotation})"
+        f"identity {updated.tracking_identity} (salt {updated.salt_rotation}), "
+        f"country {updated.country}, UK statistics exception "
+        f"{'on' if updated.uk_stats_exception else 'off'}"
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, synonym
 
 from confide.storage.base import Base, UTCDateTime, field
@@ -56,6 +56,15 @@ class Site(SiteScoped, Base):
         String(8),
         default="daily",
         server_default="daily",
+        category="system.configuration",
+        retention="account",
+    )
+    #: UK statistics exception (PECR Sch. A1, R12), opted into by the client: before consent, an
+    #: opt-in site counts page views anonymously (``sites/uk_stats.py``). Only for country GB.
+    uk_stats_exception: Mapped[bool] = field(
+        Boolean,
+        default=False,
+        server_default=false(),
         category="system.configuration",
         retention="account",
     )

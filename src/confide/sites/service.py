@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,7 +13,7 @@ from confide.audit import log as audit
 from confide.clock import utcnow
 from confide.errors import InvalidInput, NotFound
 from confide.ids import new_id, new_site_key
-from confide.sites import identity, processing
+from confide.sites import identity, processing, uk_stats
 from confide.sites.models import Site
 from confide.sites.origins import normalise_origin
 from confide.storage.engine import Database
@@ -83,17 +83,22 @@ class SiteService:
         enable: Iterable[str] = (),
         tracking_identity: str | None = None,
         salt_rotation: str | None = None,
+        uk_stats_exception: bool | None = None,
+        country: str | None = None,
         actor: audit.Actor = audit.SYSTEM,
     ) -> Site:
         """Change a site's consent mode, automatic invitation rules, the usage-data
         categories switched off for it (audited: R03) or how it recognises returning
         browsers (cookie or cookieless, and the salt's rotation: audited, R21). Every value is
-        checked before anything changes."""
+        checked before anything changes: the UK statistics exception (R12) is refused for a
+        site outside the UK, and a site cannot leave the UK while it is on (audited)."""
         off, on = processing.checked(disable), processing.checked(enable)
         if tracking_identity is not None:
             identity.checked_identity(tracking_identity)
         if salt_rotation is not None:
             identity.checked_rotation(salt_rotation)
+        if country is not None:
+            country = uk_stats.checked_country(country)
         if consent_mode is not None and consent_mode not in CONSENT_MODES:
             raise InvalidInput("consent mode must be 'opt-in' or 'notice'.")
         rules = [validate_rule(r) for r in invite_rules] if invite_rules is not None else None
@@ -103,6 +108,10 @@ class SiteService:
             site = await s.get(Site, site_id)
             if site is None:
                 raise NotFound("No such site.")
+            uk_stats.check(
+                site.uk_stats_exception if uk_stats_exception is None else uk_stats_exception,
+                site.country if country is None else country,
+            )
             if consent_mode is not None:
                 site.consent_mode = consent_mode
             if rules is not None:
@@ -121,7 +130,13 @@ class SiteService:
                     fields=sorted(set(before) ^ set(after)),
                     purpose=f"categories switched off: {before or 'none'} -> {after or 'none'}",
                 )
-            await _change_identity(s, site, tracking_identity, salt_rotation, actor)
+            identity_change = {
+                "tracking_identity": tracking_identity,
+                "salt_rotation": salt_rotation,
+            }
+            await _apply_audited(s, site, "config.site.identity", identity_change, actor)
+            uk_change = {"country": country, "uk_stats_exception": uk_stats_exception}
+            await _apply_audited(s, site, "config.site.uk_stats", uk_change, actor)
         self._by_key.pop(site.key, None)
         return site
 
@@ -165,20 +180,18 @@ class SiteService:
             return False
 
 
-async def _change_identity(
+async def _apply_audited(
     s: AsyncSession,
     site: Site,
-    tracking_identity: str | None,
-    salt_rotation: str | None,
+    action: str,
+    values: Mapping[str, object],
     actor: audit.Actor,
 ) -> None:
-    """Apply a new identity method or salt rotation, with one audit entry naming both."""
+    """Set the given (not None) values that differ, with one audit entry naming each change
+    (old -> new); nothing, not even an entry, when nothing differs."""
     changes = {
         name: (getattr(site, name), value)
-        for name, value in (
-            ("tracking_identity", tracking_identity),
-            ("salt_rotation", salt_rotation),
-        )
+        for name, value in values.items()
         if value is not None and value != getattr(site, name)
     }
     if not changes:
@@ -188,7 +201,7 @@ async def _change_identity(
     await audit.append(
         s,
         actor,
-        "config.site.identity",
+        action,
         organisation_id=site.organisation_id,
         subject_kind="site",
         subject_ref=site.id,

@@ -34,6 +34,7 @@ from confide.retention.models import RetentionRun
 from confide.sites.models import Site
 from confide.storage.base import Base
 from confide.tracking.models import (
+    AnonymousCount,
     DailyStat,
     Invitation,
     OptOut,
@@ -44,6 +45,7 @@ from confide.tracking.models import (
 )
 
 __all__ = [
+    "AnonymousCount",
     "AuditEntry",
     "Base",
     "Breach",

@@ -209,3 +209,20 @@ class TrackingSalt(Base):
     created_at: Mapped[datetime] = field(
         UTCDateTime, category="system.operations", retention="session"
     )
+
+
+class AnonymousCount(SiteScoped, Base):
+    """Page views counted under the UK statistics exception (R12): per site, day and path,
+    nothing else. No visit, visitor, address or browser is behind a count."""
+
+    __tablename__ = "anonymous_counts"
+    __table_args__ = (UniqueConstraint("site_id", "day", "path"),)
+
+    id: Mapped[int] = field(Integer, primary_key=True, autoincrement=True, **_ID)
+    organisation_id: Mapped[str] = _org()
+    site_id: Mapped[str] = field(ForeignKey("sites.id", ondelete="CASCADE"), **_ID)
+    day: Mapped[date] = field(Date, **_OPS)
+    path: Mapped[str] = field(
+        String(512), category="system.behaviour.aggregate", retention="operational"
+    )
+    pageviews: Mapped[int] = field(Integer, default=0, **_OPS)

@@ -25,10 +25,11 @@ from confide.clock import utcnow
 from confide.errors import InvalidState, NotFound
 from confide.ids import pseudonym
 from confide.realtime.broker import Broker, Event
+from confide.sites import uk_stats
 from confide.sites.models import Site
 from confide.storage.engine import Database
 from confide.storage.scope import Scope
-from confide.tracking import cookieless
+from confide.tracking import anonymous, cookieless
 from confide.tracking.events import Beacon
 from confide.tracking.geo import GeoLocator
 from confide.tracking.gpc_once import GpcOnce
@@ -46,7 +47,8 @@ LIVE_WINDOW = timedelta(minutes=2)
 class IngestResult:
     accepted: int = 0
     rejected: list[dict[str, Any]] = field(default_factory=list)
-    honoured: str | None = None  # "gpc", "dnt", "consent", "bot": why nothing was recorded
+    #: "gpc", "dnt", "consent", "bot": why nothing was recorded; "anonymous": only counted (R12)
+    honoured: str | None = None
     invite: dict[str, str] | None = None  # an operator's invitation waiting for this visit
     seq: int | None = None  # cookieless sites: the number of the page view just recorded
 
@@ -100,6 +102,12 @@ class TrackingService:
             site.consent_mode == "opt-in" and beacon.consent != "granted"
         ):
             result.honoured = "consent"
+            if beacon.consent is None and uk_stats.applies(site):  # R12: counts, nothing else
+                if reduce(request.user_agent).bot:
+                    result.honoured = "bot"
+                else:
+                    result.accepted = await anonymous.count(self.db, site, beacon)
+                    result.honoured = "anonymous"
             return result
         agent = reduce(request.user_agent)
         if agent.bot:

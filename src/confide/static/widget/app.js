@@ -1103,6 +1103,37 @@ const stats = (() => {
   // Cookieless sites (R21): nothing is stored on the device; the server works out the visitor
   // and the visit, and tells us only this page's number (V.seq) for the pings.
   const cookieless = () => !!cfg && cfg.tracking_identity === "cookieless";
+  // UK statistics exception (R12): before consent, one anonymous count per page (no id, nothing
+  // stored), unless the visitor objected: a marker in this frame's own storage, which the
+  // browser keeps per top-level site, so an objection holds on this site only.
+  const OBJECTION = "confide.stats_objection";
+  let objected = (() => {
+    try {
+      return localStorage.getItem(OBJECTION) === "1";
+    } catch {
+      return false; // storage blocked: an objection then lasts for the page
+    }
+  })();
+  let counted = false;
+  const anonymous = () => !!cfg && cfg.uk_stats === true && consent === null && !S.signals.dnt && !S.signals.gpc;
+
+  function countAnonymously() {
+    if (on || counted || objected || !anonymous()) return;
+    counted = true;
+    const events = [{ type: "pageview", url: (S.page && S.page.path) || "/", ts: Date.now() }];
+    toHost({ event: "beacon", body: JSON.stringify({ site: SITE, visit: null, visitor: null, events }) });
+  }
+
+  function object() {
+    objected = true;
+    try {
+      localStorage.setItem(OBJECTION, "1");
+    } catch {
+      // storage blocked: the objection holds for this page only
+    }
+    renderPrivacy();
+    $("privacy-title").focus();
+  }
   const seq = () => (cookieless() ? V.seq || 0 : V.n);
 
   function body(ev) {
@@ -1160,6 +1191,7 @@ const stats = (() => {
     } else if (on || asking || consent === "denied") {
       stop();
     }
+    countAnonymously();
   }
 
   function tick() {
@@ -1225,6 +1257,7 @@ const stats = (() => {
       }
       if (S.private) return stop(); // and delete identifiers an earlier visit may have left
       document.addEventListener("visibilitychange", onVisibility);
+      $("stats-object").addEventListener("click", object);
       setInterval(tick, Math.min(ping, 1000));
       fetch("/api/widget/config?site=" + encodeURIComponent(SITE), { credentials: "omit" })
         .then((r) => (r.ok ? r.json() : null))
@@ -1232,6 +1265,7 @@ const stats = (() => {
           if (c && c.consent_mode) {
             cfg = c;
             evaluate();
+            renderPrivacy(); // what the site does (e.g. anonymous statistics) is known now
           }
         })
         .catch(() => {});
@@ -1270,7 +1304,7 @@ const stats = (() => {
       if (r.invite && typeof r.invite.text === "string") showInvite(r.invite.text, r.invite.from);
     },
     visit: () => (on && V && !cookieless() ? V.id : null), // a cookieless visit is the server's
-    state: () => ({ on, cfg, consent }),
+    state: () => ({ on, cfg, consent, uk: anonymous() && !S.private ? (objected ? "objected" : "counting") : null }),
   };
 })();
 
@@ -1335,7 +1369,7 @@ function renderInvite() {
 
 // ---- privacy panel --------------------------------------------------------------------------------
 function renderPrivacy() {
-  const { on, cfg, consent } = stats.state();
+  const { on, cfg, consent, uk } = stats.state();
   const signal = $("privacy-signal");
   const detail = $("privacy-signal-detail");
   signal.hidden = detail.hidden = !S.private;
@@ -1355,7 +1389,10 @@ function renderPrivacy() {
   else if (consent === "denied") state = "Visit statistics: off, as you chose in this site's cookie settings.";
   else if (optIn) state = "Visit statistics: off. They are only recorded if you agree in this site's cookie settings.";
   else state = "Visit statistics: off.";
+  if (!on && uk === "counting") state = "Anonymous statistics only: this UK site counts the pages viewed, without cookies and without anything that identifies you or your device, only to see how the site is used. You can object.";
+  else if (!on && uk === "objected") state = "Anonymous statistics: off. You objected, so your page views are not counted on this site.";
   $("privacy-state").textContent = state;
+  $("stats-object").hidden = on || uk !== "counting";
 }
 
 function setPrivacy(show) {

@@ -257,6 +257,18 @@ def kpis(totals: dict[str, Any], previous: dict[str, Any], has_previous: bool) -
             "Chats per 100 visits",
             points=True,
         ),
+        *(
+            [
+                make(
+                    "Anonymous page views",
+                    "anonymous_pageviews",
+                    f"{totals['anonymous_pageviews']:,}",
+                    "Before consent, UK statistics exception",
+                )
+            ]
+            if totals.get("anonymous_pageviews")
+            else []
+        ),
     ]
 
 
@@ -500,7 +512,9 @@ async def site_report(
             "presets": presets,
             "totals": totals,
             "kpis": kpis(totals, prev_report["totals"], has_previous),
-            "has_data": totals["visits"] > 0 or totals["pageviews"] > 0,
+            "has_data": totals["visits"] > 0
+            or totals["pageviews"] > 0
+            or totals["anonymous_pageviews"] > 0,
             "chart": series_chart(report),
             "daily": daily,
             "breakdowns": [breakdown(d, t, c, report) for d, t, c in BREAKDOWNS],

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from confide.clock import utcnow
 from confide.errors import Forbidden, InvalidInput
+from confide.sites import uk_stats
 from confide.sites.origins import normalise_origin
 from confide.sites.service import CACHE_SECONDS, SiteService
 from confide.storage.scope import Scope
@@ -77,7 +78,9 @@ async def ingest(
     site = await ctx.sites.by_key(beacon.site)
     if not ctx.sites.origin_allowed(site, origin):
         raise Forbidden("This origin may not send events for this site.")
-    if site.tracking_identity != "cookieless":  # a cookieless visit is the server's (R21)
+    # A cookieless visit is the server's (R21); an anonymous count has none (R12).
+    anonymous = beacon.consent is None and uk_stats.applies(site)
+    if site.tracking_identity != "cookieless" and not anonymous:
         require_visit(beacon)
     cors = [
         (b"access-control-allow-origin", (origin or "").encode("latin-1")),

@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import BaseModel, Field
 
 from confide.errors import Forbidden, InvalidInput
+from confide.sites import uk_stats
 from confide.tracking.geo import truncate as truncate_ip
 from confide.tracking.useragent import reduce as reduce_agent
 from confide.web.deps import Ctx
@@ -129,6 +130,8 @@ class WidgetConfig(BaseModel):
     consent_mode: str
     #: "cookie" or "cookieless": in cookieless mode the widget stores nothing for statistics.
     tracking_identity: str
+    #: Anonymous counts before consent (the UK statistics exception is on and applies, R12).
+    uk_stats: bool
     invite_rules: list[dict[str, object]]
 
 
@@ -148,5 +151,6 @@ async def config(
         online=await ctx.site_online(s.id),
         consent_mode=s.consent_mode,
         tracking_identity=s.tracking_identity,
+        uk_stats=uk_stats.applies(s),
         invite_rules=s.invite_rules,
     )
