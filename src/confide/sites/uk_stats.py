@@ -32,7 +32,7 @@ def check(uk_stats_exception: bool, country: str) -> None:
     if uk_stats_exception and country != UK:
         raise InvalidInput(
             "The UK statistics exception (PECR Schedule A1) applies only to sites in the United "
-            f"Kingdom (country GB); this site's country is {country}. Nothing was changed."
+            f"Kingdom (country GB), not to a site in {country}. Nothing was changed."
         )
 
 
