@@ -10,14 +10,15 @@ Two targets, measured in the same run, each a fresh process pinned to one CPU (`
   ``synchronous=NORMAL``) made with the real CLI (``bench/common.py``), default settings
   (access log on, roll-up task every 60 s).
 
-The load generator (this process) pins itself to CPU 1 and runs on uvloop. Each of ``C``
-keep-alive HTTP/1.1 connections behaves like a stream of browsers, closed loop (the next beacon
-is sent when the previous answer has arrived): ``POST /api/t`` with ``Content-Type:
-text/plain`` (what ``navigator.sendBeacon`` sends), ``Origin: http://bench.local``, a browser
-User-Agent (from a small pool) and an ``X-Forwarded-For`` address (from a pool of /24s).
-A visit lasts ``--pages`` beacons (default 5), the first with a referrer; every second visit
-is by a returning visitor (same cookie). ``--events E`` puts E page views in each beacon (1 =
-as browsers send them; 10 = a batched variant).
+The load generator (this process) pins itself to CPU 1 and runs on uvloop. Each of ``C`` keep-
+alive HTTP/1.1 connections behaves like a stream of browsers, closed loop (the next beacon is
+sent when the previous answer has arrived): ``POST /api/t`` with ``Content-Type: text/plain``
+(what ``navigator.sendBeacon`` sends), ``Origin: http://bench.local``, a browser User-Agent
+(from a small pool) and an ``X-Forwarded-For`` address (from a pool of /24s). A visit lasts
+``--pages`` beacons (default 5), the first with a referrer; every second visit is by a
+returning visitor (same cookie). Visit ids are made as the widget makes them (the time in base
+36, then random characters; ``TIME_ORDERED_IDS=0`` for wholly random ones). ``--events E`` puts
+E page views in each beacon (1 = as browsers send them; 10 = a batched variant).
 
 Confide answers ``202 {"accepted": n}`` after its transaction committed, so accepted events
 are stored; at the end the ``page_views`` rows in the database are counted and must equal the
@@ -200,6 +201,23 @@ class Stats:
     errors: dict[str, int] = field(default_factory=dict)
 
 
+def visit_id() -> str:
+    """As the widget makes them (app.js ``visitId``): the start time in base 36, then 14 random
+    characters; ``TIME_ORDERED_IDS=0`` gives wholly random ids (the earlier widget's)."""
+    if os.environ.get("TIME_ORDERED_IDS") == "0":
+        return secrets.token_urlsafe(16)
+    return _base36(int(time.time() * 1000)).rjust(8, "0") + secrets.token_urlsafe(11)[:14]
+
+
+def _base36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while n:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+    return out or "0"
+
+
 class Visitor:
     """One connection's stream of browsers: visits of ``pages`` beacons; every second visit is by
     a returning visitor."""
@@ -209,13 +227,13 @@ class Visitor:
         self.pages = pages
         self.n = 0
         self.cookie = secrets.token_urlsafe(16)
-        self.visit = secrets.token_urlsafe(16)
+        self.visit = visit_id()
         self.agent = rng.choice(AGENTS)
         self.ip = f"{rng.choice(FIRST_OCTETS)}.{rng.randrange(256)}.{rng.randrange(256)}.7"
 
     def next_beacon(self, site: str, events: int) -> tuple[dict[str, Any], str, str]:
         if self.n and self.n % self.pages == 0:  # a new visit
-            self.visit = secrets.token_urlsafe(16)
+            self.visit = visit_id()
             if (self.n // self.pages) % 2 == 0:  # and every other time, a new browser
                 self.cookie = secrets.token_urlsafe(16)
                 self.agent = self.rng.choice(AGENTS)
@@ -543,7 +561,7 @@ def main() -> None:
     p.add_argument("--server-cpu", type=int, default=0)
     p.add_argument("--client-cpu", type=int, default=1)
     p.add_argument("--wait-quiet", type=float, default=0.0, help="wait for loadavg below this")
-    p.add_argument("--py-spy", default="", help="profile confide into PREFIX-confide-eE-rR.txt")
+    p.add_argument("--py-spy", default="", help="profile each target into PREFIX-TARGET-eE-rR.txt")
     p.add_argument("--py-spy-gil", action="store_true", help="profile with py-spy --gil")
     p.add_argument("--categorise", default="", help="summarise a py-spy raw profile and exit")
     p.add_argument("--json", default="", help="append result rows (JSON lines) to this file")

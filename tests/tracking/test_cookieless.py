@@ -363,3 +363,17 @@ def test_the_address_and_user_agent_are_never_stored(database_url: str, clock: F
     stored = _database_text(database_url)
     assert b"203.0.113.177" not in stored
     assert b"CanaryUA" not in stored and CHROME.encode() not in stored
+
+
+def test_new_visit_ids_sort_by_their_time(clock: FrozenClock) -> None:
+    """Like the widget's, so the indexes on visit ids grow at one end (docs/performance.md)."""
+    from confide.tracking.cookieless import new_visit_id
+    from confide.tracking.events import _VISIT_ID
+
+    ids = []
+    for _ in range(3):
+        ids.append(new_visit_id("0" * 64))
+        clock.advance(timedelta(minutes=7))
+    assert ids == sorted(ids) and len(set(ids)) == 3
+    assert all(_VISIT_ID.fullmatch(i) for i in ids)
+    assert new_visit_id("0" * 64) != new_visit_id("1" * 64)

@@ -61,10 +61,23 @@ def visitor_key(salt: bytes, site_id: str, ip: str | None, agent: Agent) -> str:
 
 
 def new_visit_id(key: str) -> str:
-    """22 characters of [A-Za-z0-9_-] (a visit id's form), from the key and the minute."""
-    minute = utcnow().replace(second=0, microsecond=0).isoformat()
-    digest = hashlib.sha256(f"visit:{key}:{minute}".encode()).digest()
-    return base64.urlsafe_b64encode(digest).decode()[:22]
+    """22 characters of [A-Za-z0-9_-] (a visit id's form), from the key and the minute: the
+    minute in base 36 first, as the widget's visit ids start with their time, so new visits
+    sort after old ones in the indexes on visit ids (docs/performance.md)."""
+    minute = utcnow().replace(second=0, microsecond=0)
+    digest = hashlib.sha256(f"visit:{key}:{minute.isoformat()}".encode()).digest()
+    return _base36(int(minute.timestamp() * 1000)).rjust(8, "0") + (
+        base64.urlsafe_b64encode(digest).decode()[:14]
+    )
+
+
+def _base36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while n:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+    return out
 
 
 async def visit_for(db: Database, site_id: str, key: str) -> str:
