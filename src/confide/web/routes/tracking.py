@@ -25,7 +25,7 @@ from confide.web.deps import Ctx, CurrentPrincipal
 router = APIRouter(tags=["tracking"])
 
 #: The day we last changed how we honour the GPC signal (published in gpc.json).
-GPC_LAST_UPDATE = "2026-11-25"
+GPC_LAST_UPDATE = "2026-11-26"
 
 
 @router.get("/.well-known/gpc.json", summary="Global Privacy Control support")
