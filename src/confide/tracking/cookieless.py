@@ -66,8 +66,9 @@ def new_visit_id(key: str) -> str:
     sort after old ones in the indexes on visit ids (docs/performance.md)."""
     minute = utcnow().replace(second=0, microsecond=0)
     digest = hashlib.sha256(f"visit:{key}:{minute.isoformat()}".encode()).digest()
-    return _base36(int(minute.timestamp() * 1000)).rjust(8, "0") + (
-        base64.urlsafe_b64encode(digest).decode()[:14]
+    return (
+        _base36(int(minute.timestamp() * 1000)).rjust(8, "0")
+        + (base64.urlsafe_b64encode(digest).decode()[:14])
     )
 
 
