@@ -442,8 +442,12 @@ def test_gpc_sent_as_a_header_only_is_honoured_on_an_opt_in_site(
     v.idle(1.5)
     assert v.beacons == [{"site": dealers.main_key, "events": [{"type": "optout"}]}]
     wait_for(lambda: dealers.count("opt_outs", dealers.main_id) == opt_outs + 1, page=v.page)
+    # A "yes" from the site's cookie banner does not outweigh the signal; the panel says so,
+    # without blocking anything (R15).
+    v.page.evaluate("Confide.consent('granted')")
     privacy_panel(v, frame)
     assert frame.inner_text("#privacy-signal") == "Opt-out request honoured"
+    assert "takes precedence" in frame.inner_text("#privacy-signal-detail")
     frame.click("#privacy-back")
     cid = chat_works(v, frame, console, "Hello with the GPC header only")
     gpc = "SELECT v.gpc FROM visitors v JOIN conversations c ON c.visitor_id = v.id WHERE c.id = ?"

@@ -1383,6 +1383,8 @@ function renderPrivacy() {
   if (S.signals.gpc) {
     signal.textContent = "Opt-out request honoured";
     detail.textContent = "Your browser sent a Global Privacy Control signal, so this visit is not recorded: no cookie is set and no statistics are kept. The chat works as usual.";
+    // An earlier "yes" in the site's cookie settings does not outweigh the signal (R15).
+    if (consent === "granted") detail.textContent += " You had agreed to statistics in this site's cookie settings; your browser's signal takes precedence while it is on.";
   } else if (S.signals.dnt) {
     signal.textContent = "Do Not Track is on";
     detail.textContent = "Your browser asks not to be tracked, so tracking is off: this visit is not recorded and no cookie is set. The chat works as usual.";
