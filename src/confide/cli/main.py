@@ -96,8 +96,9 @@ def serve(
     ] = True,
 ) -> None:
     """Run the server (HTTP + WebSocket)."""
-    from confide.cli.runtime import ensure_port_free, migrate_db, run_server
+    from confide.cli.runtime import check_database_url, ensure_port_free, migrate_db, run_server
 
+    check_database_url(database_url)
     ensure_port_free(host, port)
     if migrate_first:
         migrate_db(database_url)
@@ -117,8 +118,9 @@ def demo(
     import os
 
     from confide.cli.demo import seed_demo
-    from confide.cli.runtime import ensure_port_free, migrate_db, run_server
+    from confide.cli.runtime import check_database_url, ensure_port_free, migrate_db, run_server
 
+    check_database_url(database_url)
     ensure_port_free(host, port)
     if "CONFIDE_SMTP_HOST" not in os.environ:
         os.environ.setdefault("CONFIDE_MAIL_DIR", "demo-mail")

@@ -20,6 +20,17 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def check_database_url(database_url: str) -> None:
+    """A malformed or unsupported URL is the user's mistake: say so first, before anything that
+    depends on the machine (a busy port) could hide it."""
+    from confide.storage.engine import normalise_url
+
+    try:
+        normalise_url(database_url)
+    except ValueError as exc:
+        fail(f"Invalid database URL: {exc}")
+
+
 def migrate_db(database_url: str) -> None:
     from confide.storage.migrate import upgrade
 
