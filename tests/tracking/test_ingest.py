@@ -1027,7 +1027,8 @@ def leaks(env: Env) -> dict[str, str]:
             NOTICE_A,
             [
                 pageview(
-                    f"/thanks?email={LEAK_EMAIL}&e2={LEAK_EMAIL.replace('@', '%40')}",
+                    f"/thanks/{LEAK_EMAIL}?email={LEAK_EMAIL}&e2={LEAK_EMAIL.replace('@', '%40')}",
+                    title=f"Thank you, {LEAK_EMAIL}",
                     referrer=f"https://mail.example.net/read?to={LEAK_EMAIL}",
                 ),
                 ping(1, 5),

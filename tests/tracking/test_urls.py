@@ -79,6 +79,25 @@ def test_an_email_in_a_campaign_value_is_not_kept() -> None:
 
 
 @pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("/unsubscribe/jane@example.org", "/unsubscribe/[email]"),
+        ("/u/Jane.Doe%40Example.org/prefs?email=a@b.c", "/u/[email]/prefs"),
+        ("/@eastside/offers", "/@eastside/offers"),  # a handle, not an address
+        ("/stock/123", "/stock/123"),
+    ],
+)
+def test_an_email_in_the_path_is_not_kept(url: str, path: str) -> None:
+    assert urls.clean_path(url)[0] == path
+
+
+def test_page_titles_lose_email_addresses_and_length() -> None:
+    assert urls.clean_title("Thanks, jane@example.org!") == "Thanks, [email]"
+    assert urls.clean_title("x" * 300) == "x" * urls.MAX_TITLE
+    assert urls.clean_title("") is None and urls.clean_title(None) is None
+
+
+@pytest.mark.parametrize(
     ("referrer", "origin"),
     [
         (None, None),

@@ -1,12 +1,14 @@
 """URL and referrer minimisation (policy 2.2 "pages viewed", "referral source"; R22).
 
 Pages are kept as their path; the query string is dropped except an allowlist of campaign keys,
-so an email or a token in a URL is never stored. A referrer is kept as its origin only, and
-classified into a channel.
+so an email or a token in a URL is never stored. An email address inside the path itself
+(``/unsubscribe/jane@example.org``, ``%40`` encoded or not) or a page title is replaced by
+``[email]``. A referrer is kept as its origin only, and classified into a channel.
 """
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from urllib.parse import parse_qsl, urlsplit
 
@@ -58,6 +60,21 @@ CAMPAIGN_MEDIUMS = frozenset({"cpc", "ppc", "paid", "display", "banner", "affili
 SOCIAL_MEDIUMS = frozenset({"social", "social-media", "sm"})
 
 
+#: Something@domain.tld in a path segment or a title, the "@" typed or percent-encoded.
+_EMAIL_IN_TEXT = re.compile(r"[^\s/@?#<>\"]+(?:@|%40)[^\s/@?#<>\"]+\.[^\s/@?#<>\"]+", re.I)
+MAX_TITLE = 200
+
+
+def redact_emails(text: str) -> str:
+    return _EMAIL_IN_TEXT.sub("[email]", text) if "@" in text or "%40" in text else text
+
+
+@lru_cache(maxsize=4096)
+def clean_title(title: str | None) -> str | None:
+    """A page title as kept: without email addresses, at most MAX_TITLE characters."""
+    return redact_emails(title or "")[:MAX_TITLE] or None
+
+
 def clean_path(url_or_path: str) -> tuple[str, dict[str, str]]:
     """``/stock/123?email=a@b.c&utm_source=x#top`` → (``/stock/123``, ``{"utm_source": "x"}``).
 
@@ -83,7 +100,7 @@ def _clean_path(url_or_path: str) -> tuple[str, dict[str, str]]:
             if "@" in value:  # email tools put the subscriber's address in utm_term/content
                 continue
             kept[key] = value[:MAX_QUERY_VALUE]
-    return path[:MAX_PATH], kept
+    return redact_emails(path)[:MAX_PATH], kept
 
 
 def referrer_origin(referrer: str | None, own_host: str | None = None) -> str | None:

@@ -193,7 +193,7 @@ def plan(batch: list[Pending], now: datetime) -> Plan:
             if hit.type == "pageview":
                 visit["pageviews"] += 1
                 path, _query = urls.clean_path(hit.url)
-                title = (hit.title or "")[:200] or None
+                title = urls.clean_title(hit.title)
                 pages.append(
                     {
                         "organisation_id": p.site.organisation_id,
