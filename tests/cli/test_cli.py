@@ -679,6 +679,7 @@ def _banner_value(banner: str, label: str) -> str:
 def test_demo_prints_urls_and_login(demo: Demo) -> None:
     banner = demo.banner()
     assert _banner_value(banner, "Demo dealership page") == f"http://localhost:{demo.port}/demo/"
+    assert _banner_value(banner, "Second dealership") == f"http://localhost:{demo.port}/demo/east"
     assert _banner_value(banner, "Operator console") == f"http://localhost:{demo.port}/console"
     email, _, password = _banner_value(banner, "Operator sign-in").partition("  /  ")
     assert "@" in email and len(password) >= 10

@@ -224,7 +224,7 @@ def test_details_from_chat_consent_and_a_delivered_lead(
     expect(item).to_contain_text("Vehicle: 2021 Skoda Octavia · Used")
     expect(item).to_contain_text("Part-exchange: Ford Focus")
     expect(item.get_by_role("button", name="Send now")).to_be_hidden()
-    expect(lead.locator('[data-lslot="create-msg"]')).to_contain_text("delivered")
+    expect(lead.locator('[data-lslot="create-msg"]')).to_contain_text("sees it in their portal")
 
     # The operator's own card number is masked by the server: the pane shows what was stored.
     composer = pane.get_by_role("textbox", name=re.compile("^Reply to"))

@@ -134,9 +134,10 @@ def demo(
     typer.echo(
         "\nConfide demo is running.\n"
         f"  Demo dealership page : {base}/demo/\n"
+        f"  Second dealership    : {base}/demo/east\n"
         f"  Operator console     : {base}/console\n"
         f"  Operator sign-in     : {seeded.email}  /  {seeded.password}\n"
-        f"  Client portal        : {base}/portal  (leads and reports)\n"
+        f"  Client portal        : {base}/portal  (leads, reports, privacy requests)\n"
         f"  Client sign-in       : {seeded.client_email}  /  {seeded.client_password}\n"
         f"  Site key             : {seeded.site_key}\n"
         f"  Database             : {database_url}\n"
@@ -145,6 +146,8 @@ def demo(
             if mail_dir
             else ""
         )
+        + '\nSign in to the console first: the widget says "away" until an operator is online.\n'
+        "/demo/ asks before counting visits (opt-in); /demo/east counts them, with an opt-out.\n"
     )
     run_server(
         _settings(

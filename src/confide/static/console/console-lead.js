@@ -524,7 +524,8 @@ export class LeadPanel {
     const state = res.data?.delivery_state;
     const label = res.data?.purpose_label || "Lead";
     let text = `${label} lead created.`;
-    if (state === "delivered") text = `${label} lead created and delivered.`;
+    // "delivered" without a send: the client has no destinations, only the portal.
+    if (state === "delivered") text = `${label} lead created: the client sees it in their portal.`;
     else if (state === "queued") text = `${label} lead created and is being sent.`;
     else if (state === "awaiting_consent") text = `${label} lead created. It is sent once the visitor agrees to share their details.`;
     this.say("create-msg", text, "success");
