@@ -12,7 +12,7 @@ import itertools
 import random
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
 
@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import delete, func, insert, select
 
 from confide.accounts.service import AccountService
+from confide.chat.models import Conversation, Visitor
 from confide.errors import NotFound
 from confide.ids import new_id
 from confide.sites.models import Site
@@ -73,6 +74,7 @@ class Seeded:
     other: Site  # organisation B's site, with its own traffic on the same days
     visits: list[dict[str, Any]]  # the site's visits (all days)
     pages: list[dict[str, Any]]  # the site's page views (all days)
+    chats: list[datetime] = field(default_factory=list)  # the site's chats' start times
 
 
 def _make_traffic(
@@ -149,6 +151,34 @@ def _make_traffic(
     return people, visits, pages
 
 
+def _chat(site: Site, conversation_id: str, at: datetime, source: str) -> tuple[Any, Any]:
+    visitor_id = new_id()
+    return (
+        Visitor(
+            id=visitor_id,
+            organisation_id=site.organisation_id,
+            site_id=site.id,
+            token_hash=None,
+            label="Visitor X",
+            created_at=at,
+            last_seen_at=at,
+        ),
+        Conversation(
+            id=conversation_id,
+            organisation_id=site.organisation_id,
+            site_id=site.id,
+            visitor_id=visitor_id,
+            source=source,
+            state="closed",
+            last_seq=0,
+            visitor_seen_seq=0,
+            agent_seen_seq=0,
+            created_at=at,
+            updated_at=at,
+        ),
+    )
+
+
 @pytest.fixture(scope="module")
 def seeded(database_url: str) -> Seeded:
     rng = random.Random(20260328)
@@ -168,11 +198,28 @@ def seeded(database_url: str) -> Seeded:
         )
         people, visits, pages = _make_traffic(rng, org_a, site.id, 400)
         people_b, visits_b, pages_b = _make_traffic(rng, org_b, other.id, 120)
+        # The chats of the visits that had one, a few by visitors who refused statistics (no
+        # visit behind them), and offline enquiries (not chats).
+        chats = [
+            (v["conversation_id"], v["started_at"] + timedelta(seconds=20), "chat")
+            for v in visits
+            if v["conversation_id"]
+        ]
+        for n in range(12):
+            at = datetime.combine(DAYS[n % len(DAYS)], time(9 + n), UTC)
+            chats.append((new_id(), at, "chat" if n % 4 else "enquiry"))
         async with db.session(Scope.system()) as s:
             await s.execute(insert(SiteVisitor), people + people_b)
             await s.execute(insert(Visit), visits + visits_b)
             await s.execute(insert(PageView), pages + pages_b)
-        return Seeded(database_url, org_a, org_b, site, other, visits, pages)
+            made = [
+                _chat(site, conversation_id, at, source) for conversation_id, at, source in chats
+            ]
+            s.add_all([visitor for visitor, _conv in made])
+            await s.flush()  # no ORM relationships: the visitors go in before their chats
+            s.add_all([conv for _visitor, conv in made])
+        started = [at for _id, at, source in chats if source == "chat"]
+        return Seeded(database_url, org_a, org_b, site, other, visits, pages, started)
 
     data = run(with_db(database_url, seed))
     assert sum(1 for v in data.visits if DAY1 <= v["started_at"].date() <= DAY3) > 200
@@ -208,21 +255,23 @@ def expected_report(data: Seeded, start: date, end: date) -> dict[str, Any]:
                 "visits": len(vs),
                 "visitors": len({v["site_visitor_id"] or v["id"] for v in vs}),
                 "pageviews": sum(v["pageviews"] for v in vs),
-                "chats": sum(1 for v in vs if v["conversation_id"]),
+                "chats": sum(1 for at in data.chats if _day(at) == day),
+                "visits_with_chat": sum(1 for v in vs if v["conversation_id"]),
                 "anonymous_pageviews": 0,  # none seeded: tests/tracking/test_uk_stats.py
             }
         )
         day += timedelta(days=1)
     n = len(visits)
     seconds = sum(v["seconds"] for v in visits)
-    chats = sum(s["chats"] for s in series)
+    with_chat = sum(s["visits_with_chat"] for s in series)
     totals = {
         "visits": n,
         "visitors": sum(s["visitors"] for s in series),  # daily uniques, summed
         "pageviews": sum(s["pageviews"] for s in series),
         "average_visit_seconds": round(seconds / n) if n else 0,
-        "chats": chats,
-        "chat_share": round(chats / n, 4) if n else 0.0,
+        "chats": sum(s["chats"] for s in series),  # every chat, tracked visit or not
+        "visits_with_chat": with_chat,
+        "chat_share": round(with_chat / n, 4) if n else 0.0,
         "anonymous_pageviews": 0,
     }
     breakdowns: dict[str, dict[str, dict[str, int]]] = {}

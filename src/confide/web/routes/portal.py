@@ -249,12 +249,12 @@ def kpis(totals: dict[str, Any], previous: dict[str, Any], has_previous: bool) -
             duration(totals["average_visit_seconds"]),
             "Time from first to last page",
         ),
-        make("Chats", "chats", f"{totals['chats']:,}", "Visits that started a chat"),
+        make("Chats", "chats", f"{totals['chats']:,}", "Chats started on the site"),
         make(
             "Visits with a chat",
             "chat_share",
             percent(totals["chat_share"]),
-            "Chats per 100 visits",
+            "Of the visits recorded",
             points=True,
         ),
         *(
