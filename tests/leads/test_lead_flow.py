@@ -66,16 +66,15 @@ async def _walk(
         assert ack["notice"] == "card_masked"
         assert "4111" not in str(ack["text"])
 
-        # What the visitor typed is their personal data: it makes the person (R23), beside the
-        # chat (the message was acked first), so the panel shows it soon after.
+        # Personal data was given: the person exists (R23), beside the chat (the message was
+        # acked first), with nothing in it until the operator confirms what was typed.
         deadline = time.monotonic() + 10
         while (panel := op.get(f"/api/conversations/{conv}/lead-panel").json())["person"] is None:
-            assert time.monotonic() < deadline, "no person made from the typed details"
+            assert time.monotonic() < deadline, "no person after details were typed"
             await asyncio.sleep(0.05)
-        typed = {k: panel["person"][k] for k in ("name", "email", "phone")}
-        assert typed == {"name": None, "email": "sam.example@example.org", "phone": "+447400123456"}
-        assert panel["suggestions"] == []  # nothing typed that is not captured
-        found = {"email": typed["email"], "phone": typed["phone"]}
+        assert (panel["person"]["email"], panel["person"]["phone"]) == (None, None)
+        found = {s["field"]: s["value"] for s in panel["suggestions"]}
+        assert found == {"email": "sam.example@example.org", "phone": "+447400123456"}
 
         put = op.put(
             f"/api/conversations/{conv}/person",

@@ -429,17 +429,18 @@ def test_a_person_is_created_only_when_details_are_typed_in_the_chat(db: str) ->
                 await s.scalars(select(Person).where(Person.visitor_id == actor.visitor_id))
             )
             visit = await s.get(Visit, visit_id)
-        assert len(people) == 1 and people[0].email == "Sam@example.org"  # the domain lower-cased
-        assert visit is not None and visit.person_id == people[0].id
+        assert len(people) == 1 and visit is not None and visit.person_id == people[0].id
+        # the typed details are offered to the operator to confirm, not copied in unasked
+        assert people[0].email is None
+        suggested = await w.ctx.leads.suggestions(w.operator, view.id)
+        assert [(x["field"], x["value"]) for x in suggested] == [("email", "Sam@example.org")]
 
-        # what the operator confirmed is kept; only a missing detail is filled in
-        await w.ctx.leads.update_details(w.operator, view.id, {"email": "sam@work.example"})
+        await w.ctx.leads.update_details(w.operator, view.id, {"email": "Sam@example.org"})
         await w.ctx.chat.post(actor, ref, "r23-3", "or sam@home.example, or 07911 123456")
         await w.ctx.chat.settle()
         async with w.ctx.db.session(Scope.system(), read_only=True) as s:
             person = await s.get(Person, people[0].id)
-        assert person is not None and person.email == "sam@work.example"
-        assert person.phone == "+447911123456"
+        assert person is not None and person.email == "Sam@example.org" and person.phone is None
         assert await _count(w, Person, Person.visitor_id == actor.visitor_id) == 1
 
     run(db, body)

@@ -318,10 +318,12 @@ def test_2_operator_accepts_confirms_the_details_makes_a_lead_and_asks_for_conse
     expect(pane.locator(".msg-visitor .msg-bubble")).to_have_text([QUESTION])
 
     lead = walk.lead_panel
-    # The email and phone the visitor typed are already their details (R23).
+    expect(lead.locator(".lp-suggest")).to_contain_text("Detected in chat")
+    expect(lead.locator(".lp-suggestion")).to_have_count(2)  # the email and the phone
+    lead.get_by_role("button", name=f"Use email {EMAIL}").click()
     expect(lead.get_by_label("Email", exact=True)).to_have_value(EMAIL)
+    lead.get_by_role("button", name=f"Use phone {PHONE}").click()
     expect(lead.get_by_label("Phone", exact=True)).to_have_value(PHONE)
-    expect(lead.locator(".lp-suggest")).to_be_hidden()
     lead.get_by_label("Name", exact=True).fill(NAME)
     lead.get_by_role("button", name="Save details").click()
     expect(lead.locator('[data-lslot="details-msg"]')).to_have_text("Details saved.")

@@ -92,32 +92,24 @@ class LeadService:
         return await self._reload(person_id)
 
     async def details_typed(self, message: Stored) -> None:
-        """A visitor wrote an email or phone number in the chat: it is their personal data, so
-        the person is created now (if none yet) and the chat's visit attributed to it (R23).
+        """A visitor wrote an email or phone number in the chat: personal data has been given,
+        so the person exists from now on (R23) and the chat's visit is attributed to it.
 
-        Only details the person does not have yet are filled in: what an operator confirmed or
-        corrected is never overwritten by a later message. Nothing happens for a visitor who
-        said they are under age, nor when the conversation has gone (erased)."""
+        The details themselves are not copied into the person: they are offered to the operator
+        to confirm (:meth:`suggestions`), who may know better (a partner's address, a typo
+        corrected two lines later). Nothing happens for a conversation that has gone (erased),
+        nor for one whose visitor is already a person."""
         now = utcnow()
         async with self.db.session(Scope.system()) as s:
             conv = await s.get(Conversation, message.conversation_id, with_for_update=True)
             site = await s.get(Site, message.site_id)
-            if conv is None or site is None:
+            if conv is None or site is None or conv.person_id is not None:
                 return
-            typed: dict[str, str] = {}
-            for d in find_details(message.text, site.country):
-                if d.kind in ("email", "phone"):
-                    typed.setdefault(d.kind, d.normalised)
-            if not typed:
+            if not any(
+                d.kind in ("email", "phone") for d in find_details(message.text, site.country)
+            ):
                 return
-            person = await self._person_for(s, conv, now, create=True)
-            if person is None or person.minor:
-                return
-            for key, value in typed.items():
-                if getattr(person, key) is None:
-                    self._set_detail(person, key, value)
-                    s.add(self._change(person, conv.id, key, value, "chat", None, now))
-            person.updated_at = now
+            await self._person_for(s, conv, now, create=True)
             ref = ConversationRef(conv.id, conv.organisation_id, conv.site_id, conv.visitor_id)
         await self._publish_person(ref)
 

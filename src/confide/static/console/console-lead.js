@@ -252,8 +252,7 @@ export class LeadPanel {
       else if (h.value == null) what.append(el("strong", null, label), " cleared");
       else what.append(el("strong", null, label), " ", el("span", "lp-change-value", h.value));
       const meta = el("p", "lp-change-meta");
-      const by = h.source === "chat" ? "typed by the visitor in the chat"
-        : h.source === "widget" || h.source === "visitor" ? "by the visitor" : h.by ? `by ${h.by}` : "";
+      const by = h.source === "widget" || h.source === "visitor" ? "by the visitor" : h.by ? `by ${h.by}` : "";
       meta.append(timeEl(h.at), by ? ` · ${by}` : "");
       li.append(what, meta);
       frag.append(li);
