@@ -305,13 +305,7 @@ def test_every_beacon_answer_has_the_security_headers(env: Env) -> None:
 def test_a_known_address_gives_a_country(env: Env) -> None:
     visit = new_id()
     r = send(
-        env,
-        env.notice_a,
-        NOTICE_A,
-        [pageview("/")],
-        visit=visit,
-        consent="granted",  # a UK visitor is tracked only with consent, even here (R10)
-        **{"X-Forwarded-For": GB_IP},
+        env, env.notice_a, NOTICE_A, [pageview("/")], visit=visit, **{"X-Forwarded-For": GB_IP}
     )
     assert r.status_code == 202
     v = visit_of(env, visit)
@@ -604,7 +598,7 @@ def test_a_category_switched_off_is_never_stored(env: Env) -> None:
     )
     geo = {"X-Forwarded-For": GB_IP}
     before = new_id()
-    send(env, site.key, origin, [pageview("/")], visit=before, consent="granted", **geo)
+    send(env, site.key, origin, [pageview("/")], visit=before, **geo)
     stored = visit_of(env, before)
     assert stored is not None and stored.country == "GB" and stored.browser == "Chrome"
     w.server.cli(
@@ -614,10 +608,7 @@ def test_a_category_switched_off_is_never_stored(env: Env) -> None:
     deadline = time.monotonic() + 10
     while True:  # the server's site cache picks the change up within seconds
         visit = new_id()
-        sent = send(
-            env, site.key, origin, [pageview("/cars")], visit=visit, consent="granted", **geo
-        )
-        assert sent.status_code
+        assert send(env, site.key, origin, [pageview("/cars")], visit=visit, **geo).status_code
         stored = visit_of(env, visit)
         if (stored and stored.country is None) or time.monotonic() > deadline:
             break
@@ -1035,7 +1026,6 @@ def leaks(env: Env) -> dict[str, str]:
             ],
             visit=visits[ip],
             visitor=cookie,
-            consent="granted",  # a UK visitor is tracked only with consent, even here (R10)
             **{"X-Forwarded-For": ip, "User-Agent": LEAK_UA},
         )
         assert r.status_code == 202 and r.json()["accepted"] == 2
@@ -1075,38 +1065,3 @@ def test_the_server_log_has_no_user_agent_cookie_or_query_value(
     """What holds today, apart from the address (above)."""
     logged = env.server.logs().encode()
     assert _found({k: v for k, v in leaks.items() if "address" not in k}, logged) == []
-
-
-US_IP = "8.8.8.8"  # US in the shipped database
-DE_IP = "85.214.132.117"  # DE in the shipped database
-
-
-def test_a_notice_site_asks_eu_and_uk_visitors_first(env: Env) -> None:
-    """R10: "notice" mode tracks without asking, but never a visitor the database places in
-    the EU/EEA or the UK: their beacons need consent, and the widget is told to ask first."""
-    for ip, tracked in ((DE_IP, False), (GB_IP, False), (US_IP, True), (TEST_IP, True)):
-        visit = new_id()
-        r = send(
-            env, env.notice_a, NOTICE_A, [pageview("/")], visit=visit, **{"X-Forwarded-For": ip}
-        )
-        assert r.status_code == 202
-        assert r.json()["honoured"] == (None if tracked else "consent"), ip
-        assert (visit_of(env, visit) is not None) is tracked, ip
-        config = env.http.get(
-            f"/api/widget/config?site={env.notice_a}",
-            headers={"Origin": NOTICE_A, "X-Forwarded-For": ip},
-        )
-        assert config.json()["consent_mode"] == ("notice" if tracked else "opt-in"), ip
-        assert "no-store" in config.headers["cache-control"]
-    # with consent, an EU visitor is tracked as anywhere else
-    visit = new_id()
-    r = send(
-        env,
-        env.notice_a,
-        NOTICE_A,
-        [pageview("/")],
-        visit=visit,
-        consent="granted",
-        **{"X-Forwarded-For": DE_IP},
-    )
-    assert r.json()["accepted"] == 1 and visit_of(env, visit) is not None

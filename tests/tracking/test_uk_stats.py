@@ -190,11 +190,10 @@ def test_signals_refusal_bots_and_the_switch_off_stop_the_counts(
         assert (granted.accepted, granted.honoured) == (1, None)
         assert await w.rows_of(Visit) == 1
         assert await w.counts() == {}
-        # A site in "notice" mode: the exception has nothing to add there, and a UK visitor is
-        # still asked first (R10).
+        # A site in "notice" mode tracks anyway: the exception has nothing to add there.
         await w.sites.configure(w.site.id, consent_mode="notice")
         await w.reload()
-        assert (await w.send([pageview("/")])).honoured == "consent"
+        assert (await w.send([pageview("/")])).honoured is None
         await w.sites.configure(w.site.id, consent_mode="opt-in", uk_stats_exception=False)
         await w.reload()
         assert (await w.send([pageview("/")])).honoured == "consent"

@@ -33,7 +33,6 @@ from confide.tracking import anonymous, cookieless
 from confide.tracking.events import Beacon
 from confide.tracking.geo import GeoLocator
 from confide.tracking.gpc_once import GpcOnce
-from confide.tracking.jurisdiction import consent_mode_for
 from confide.tracking.models import Invitation, OptOut, PageView, Visit
 from confide.tracking.salts import Salts
 from confide.tracking.useragent import Agent, reduce
@@ -98,10 +97,9 @@ class TrackingService:
         if request.dnt:
             result.honoured = "dnt"
             return result
-        # A refusal is honoured in either mode: "notice" tracks until the visitor says no, but
-        # never for a visitor in the EU/EEA or the UK (R10).
+        # A refusal is honoured in either mode: "notice" tracks until the visitor says no.
         if beacon.consent == "denied" or (
-            beacon.consent != "granted" and self.consent_mode_for(site, request.ip) == "opt-in"
+            site.consent_mode == "opt-in" and beacon.consent != "granted"
         ):
             result.honoured = "consent"
             if beacon.consent is None and uk_stats.applies(site):  # R12: counts, nothing else
@@ -156,12 +154,6 @@ class TrackingService:
         key = cookieless.visitor_key(salt, site.id, ip, agent)
         visit = await cookieless.visit_for(self.db, site.id, key)
         return dataclasses.replace(beacon, visit=visit, visitor=None), key
-
-    def consent_mode_for(self, site: Site, ip: str | None) -> str:
-        """The site's consent mode as it applies to a visitor at ``ip`` (jurisdiction.py)."""
-        if site.consent_mode == "opt-in":
-            return "opt-in"
-        return consent_mode_for(site.consent_mode, self.geo.locate(ip).country)
 
     def _usage(self, ip: str | None, agent: Agent, disabled: list[str] | None = None) -> Usage:
         off = disabled or ()

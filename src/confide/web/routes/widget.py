@@ -127,8 +127,6 @@ class WidgetConfig(BaseModel):
     name: str
     greeting: str
     online: bool
-    #: The site's mode as it applies to the visitor asking: "opt-in" for an EU/EEA or UK
-    #: address even on a "notice" site (R10).
     consent_mode: str
     #: "cookie" or "cookieless": in cookieless mode the widget stores nothing for statistics.
     tracking_identity: str
@@ -147,14 +145,11 @@ async def config(
     if ctx.sites.origin_allowed(s, origin):
         response.headers["Access-Control-Allow-Origin"] = origin or ""
         response.headers["Vary"] = "Origin"
-    # The mode that applies to this visitor (R10): the answer depends on who asks.
-    response.headers["Cache-Control"] = "private, no-store"
-    ip = request.client.host if request.client else None
     return WidgetConfig(
         name=s.name,
         greeting=s.greeting,
         online=await ctx.site_online(s.id),
-        consent_mode=ctx.tracking.consent_mode_for(s, ip),
+        consent_mode=s.consent_mode,
         tracking_identity=s.tracking_identity,
         uk_stats=uk_stats.applies(s),
         invite_rules=s.invite_rules,
