@@ -83,7 +83,7 @@ class ChatService:
         self.visitor_session = visitor_session
         self.writer: MessageWriter | None = None
         #: Told about each stored visitor message that may hold an email or a phone number:
-        #: the lead service makes them the visitor's details (R23). Wired by the app context.
+        #: the lead service makes the person (R23). Wired by the app context.
         self.on_visitor_details: Callable[[Stored], Coroutine[Any, Any, None]] | None = None
         self._background: set[asyncio.Task[None]] = set()
 
