@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     #: A visitor's chat session (the widget's token, kept in the tab's sessionStorage) ends after
     #: this many hours without the widget connecting: the token is then refused (R11).
     visitor_session_hours: float = Field(default=12.0, gt=0.0, le=24.0 * 30)
+    #: An accepted chat with no message for this many minutes is closed (0: never).
+    chat_idle_close_minutes: float = Field(default=30.0, ge=0.0, le=24.0 * 60)
     #: Lockout after this many failed logins within ``lockout_minutes``.
     login_max_failures: int = 5
     lockout_minutes: int = 15

@@ -535,6 +535,11 @@ class ChatService:
         async with self.db.session(agent.scope, read_only=True) as s:
             return await queries.search(s, q=q.strip()[:200], site_id=site_id, page=max(page, 0))
 
+    async def publish_change(self, view: ConversationView) -> None:
+        """Tell agents and the visitor a conversation's new state, for a change made outside
+        this service (idle chats closed on a schedule: chat/idle.py)."""
+        await self._publish_change(view)
+
     async def _publish_change(self, view: ConversationView) -> None:
         agents = {"type": "conversation", "conversation": view.for_agents()}
         await self.broker.publish(

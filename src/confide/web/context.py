@@ -10,6 +10,7 @@ from pathlib import Path
 from confide.accountability.residency import require_storage_region
 from confide.accounts.service import AccountService
 from confide.chat import recipients
+from confide.chat.idle import IdleChatCloser
 from confide.chat.service import ChatService
 from confide.chat.transcript_mail import TranscriptMailer
 from confide.chat.writer import MessageWriter
@@ -51,6 +52,7 @@ class AppContext:
     privacy: PrivacyService
     retention: RetentionTask
     transcripts: TranscriptMailer
+    idle_chats: IdleChatCloser
 
     @classmethod
     def build(cls, settings: Settings) -> AppContext:
@@ -118,6 +120,9 @@ class AppContext:
                 also=privacy.remind,
             ),
             TranscriptMailer(chat, settings),
+            IdleChatCloser(
+                db, chat.publish_change, idle=timedelta(minutes=settings.chat_idle_close_minutes)
+            ),
         )
 
     async def start(self) -> None:
@@ -126,6 +131,7 @@ class AppContext:
         self.tracking.warm()
         self.tracking.writer.start()
         self.rollup.start()
+        self.idle_chats.start()
         if self.settings.worker:
             self.delivery.start()
             self.retention.start()
@@ -134,6 +140,7 @@ class AppContext:
         await self.retention.stop()
         await self.delivery.stop()
         await self.rollup.stop()
+        await self.idle_chats.stop()
         await self.tracking.writer.stop()
         await self.writer.stop()
         await self.chat.settle()
