@@ -366,12 +366,21 @@ def test_daily_csv_matches_the_totals(client_a: httpx.Client, world: World, seed
     disposition = response.headers["content-disposition"]
     assert disposition == (f'attachment; filename="alpha-cars-leeds-daily-{start}-to-{today}.csv"')
     rows = _csv(response)
-    assert rows[0] == ["day", "visits", "daily_unique_visitors", "pageviews", "chats"]
+    assert rows[0] == [
+        "day",
+        "visits",
+        "daily_unique_visitors",
+        "pageviews",
+        "chats",
+        "visits_with_chat",
+        "anonymous_pageviews",
+    ]
     body = rows[1:]
     assert [r[0] for r in body] == [(start + timedelta(days=i)).isoformat() for i in range(7)]
     raw = seeded.raw
     sums = [sum(int(r[i]) for r in body) for i in range(1, 5)]
     assert sums == [raw.visits, raw.visitors, raw.pageviews, raw.chats]
+    assert sum(int(r[6]) for r in body) == 0  # no UK anonymous counts on this site
 
 
 def test_breakdown_csvs(client_a: httpx.Client, world: World, seeded: Seeded) -> None:

@@ -563,9 +563,29 @@ async def export_csv(
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     if table == "daily":
-        writer.writerow(["day", "visits", "daily_unique_visitors", "pageviews", "chats"])
+        writer.writerow(
+            [
+                "day",
+                "visits",
+                "daily_unique_visitors",
+                "pageviews",
+                "chats",
+                "visits_with_chat",
+                "anonymous_pageviews",
+            ]
+        )
         for d in report["series"]:
-            writer.writerow([d["day"], d["visits"], d["visitors"], d["pageviews"], d["chats"]])
+            writer.writerow(
+                [
+                    d["day"],
+                    d["visits"],
+                    d["visitors"],
+                    d["pageviews"],
+                    d["chats"],
+                    d["visits_with_chat"],
+                    d["anonymous_pageviews"],
+                ]
+            )
     else:
         writer.writerow([table, "visits", "pageviews", "chats", "seconds"])
         for item in report["breakdowns"][table]:
