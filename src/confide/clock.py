@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 
@@ -28,3 +30,16 @@ clock: Clock = Clock()
 
 def utcnow() -> datetime:
     return clock.now()
+
+
+@contextmanager
+def frozen_at(at: datetime) -> Iterator[FrozenClock]:
+    """Run the block on a :class:`FrozenClock` starting at ``at``; the clock in use before is
+    put back afterwards, whatever happens (the way tests move time)."""
+    global clock
+    frozen = FrozenClock(at)
+    saved, clock = clock, frozen
+    try:
+        yield frozen
+    finally:
+        clock = saved

@@ -13,9 +13,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-import confide.clock
 from confide.chat.idle import close_idle
 from confide.chat.models import Conversation
+from confide.clock import FrozenClock, frozen_at
 from confide.realtime import broker as broker_module
 from confide.storage.scope import Scope
 from tests.leads.test_lead_rules import World, _chat, run
@@ -24,15 +24,13 @@ IDLE = timedelta(minutes=30)
 
 
 @pytest.fixture
-def frozen() -> Iterator[confide.clock.FrozenClock]:
-    clock = confide.clock.FrozenClock(datetime.now(UTC))
-    saved, confide.clock.clock = confide.clock.clock, clock
-    yield clock
-    confide.clock.clock = saved
+def frozen() -> Iterator[FrozenClock]:
+    with frozen_at(datetime.now(UTC)) as clock:
+        yield clock
 
 
 def test_idle_active_chats_are_closed_and_the_rest_kept(
-    database_url: str, frozen: confide.clock.FrozenClock
+    database_url: str, frozen: FrozenClock
 ) -> None:
     async def body(w: World) -> None:
         chat = w.ctx.chat

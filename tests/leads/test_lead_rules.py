@@ -451,10 +451,7 @@ def test_a_visitor_token_is_session_scoped(db: str) -> None:
     (the widget then drops it and the next chat gets a new one)."""
     from datetime import UTC, datetime, timedelta
 
-    import confide.clock
-
-    frozen = confide.clock.FrozenClock(datetime.now(UTC))
-    saved, confide.clock.clock = confide.clock.clock, frozen
+    from confide.clock import frozen_at
 
     async def body(w: World) -> None:
         actor, view, token = await w.ctx.chat.open_conversation(w.site, None, None)
@@ -465,7 +462,5 @@ def test_a_visitor_token_is_session_scoped(db: str) -> None:
         assert await w.ctx.chat.resume_visitor(w.site, token) == (None, None)
         assert await w.ctx.chat.resume_visitor(w.other_site, token) == (None, None)
 
-    try:
+    with frozen_at(datetime.now(UTC)) as frozen:
         run(db, body)
-    finally:
-        confide.clock.clock = saved

@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, func, select
 
-import confide.clock
 from confide.accounts.models import Organisation
 from confide.chat.models import ChatIdentifier, Conversation, Message
-from confide.clock import FrozenClock
+from confide.clock import FrozenClock, frozen_at
 from confide.crypto.vault import ERASED
 from confide.ids import new_id
 from confide.leads.models import Person
@@ -35,13 +34,8 @@ T0 = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
 
 @pytest.fixture
 def clock() -> Iterator[FrozenClock]:
-    frozen = FrozenClock(T0)
-    saved = confide.clock.clock
-    confide.clock.clock = frozen
-    try:
+    with frozen_at(T0) as frozen:
         yield frozen
-    finally:
-        confide.clock.clock = saved
 
 
 async def _org(ctx: AppContext, **settings: object) -> tuple[str, Site]:

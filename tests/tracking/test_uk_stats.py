@@ -16,10 +16,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-import confide.clock
 from confide.accounts.service import AccountService
 from confide.audit.models import AuditEntry
-from confide.clock import FrozenClock, utcnow
+from confide.clock import FrozenClock, frozen_at, utcnow
 from confide.errors import InvalidInput
 from confide.realtime.broker import InProcessBroker
 from confide.sites.models import Site
@@ -44,13 +43,8 @@ IP = "81.2.69.142"
 
 @pytest.fixture
 def clock() -> Iterator[FrozenClock]:
-    frozen = FrozenClock(T0)
-    saved = confide.clock.clock
-    confide.clock.clock = frozen
-    try:
+    with frozen_at(T0) as frozen:
         yield frozen
-    finally:
-        confide.clock.clock = saved
 
 
 @dataclass

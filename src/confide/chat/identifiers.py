@@ -77,6 +77,11 @@ def may_hold_phone(text: str) -> bool:
     return False
 
 
+def may_hold_details(text: str) -> bool:
+    """The cheap checks: whether ``text`` may hold an email or a phone number at all."""
+    return may_hold_email(text) or may_hold_phone(text)
+
+
 def detect(text: str, region: str | None, blind_index: BlindIndex) -> Found:
     """The emails and phones in ``text`` as (kind, blind index); ``blind_index`` is the vault's."""
     seen: dict[tuple[str, str], None] = {}
@@ -129,7 +134,7 @@ class Spotter:
             for d in batch
             if d.found is None and d.author_role == "visitor" and d.visitor_id is not None
         ]
-        candidates = [d for d in todo if may_hold_email(d.text) or may_hold_phone(d.text)]
+        candidates = [d for d in todo if may_hold_details(d.text)]
         for d in todo:
             d.found = ()
         if not candidates:

@@ -208,7 +208,7 @@ class ChatService:
             await s.flush()
             view = await queries.conversation_view(s, conv.id)
             assert view is not None
-        await self._publish_change(view)
+        await self.publish_change(view)
         return actor, view, token
 
     async def enquiry(self, site: Site, name: str, contact: str, message: str) -> ConversationView:
@@ -268,7 +268,7 @@ class ChatService:
             await s.flush()
             view = await queries.conversation_view(s, conv.id)
             assert view is not None
-        await self._publish_change(view)
+        await self.publish_change(view)
         return view
 
     # --- authorisation ----------------------------------------------------------------------
@@ -370,7 +370,8 @@ class ChatService:
         for m in stored:
             channels = recipients.for_message(m.conversation_id, m.site_id, m.state == "waiting")
             await self.broker.publish(Event(channels, message_frame(m), m.origin))
-            if m.author_role == "visitor" and self.on_visitor_details is not None and _typed(m):
+            details = m.author_role == "visitor" and identifiers.may_hold_details(m.text)
+            if details and self.on_visitor_details is not None:
                 self._later(self.on_visitor_details(m))
 
     def _later(self, work: Coroutine[Any, Any, None]) -> None:
@@ -430,7 +431,7 @@ class ChatService:
                 raise InvalidState("Another agent accepted this conversation first.")
             view = await queries.conversation_view(s, ref.id)
             assert view is not None
-        await self._publish_change(view)
+        await self.publish_change(view)
         return view
 
     async def close(self, actor: Actor, ref: ConversationRef) -> ConversationView:
@@ -449,7 +450,7 @@ class ChatService:
                 raise InvalidState("The conversation is already closed.")
             view = await queries.conversation_view(s, ref.id)
             assert view is not None
-        await self._publish_change(view)
+        await self.publish_change(view)
         return view
 
     async def rate(
@@ -470,7 +471,7 @@ class ChatService:
             await s.flush()
             view = await queries.conversation_view(s, ref.id)
             assert view is not None
-        await self._publish_change(view)
+        await self.publish_change(view)
         return view
 
     async def seen(self, actor: Actor, ref: ConversationRef, seq: int) -> None:
@@ -536,11 +537,8 @@ class ChatService:
             return await queries.search(s, q=q.strip()[:200], site_id=site_id, page=max(page, 0))
 
     async def publish_change(self, view: ConversationView) -> None:
-        """Tell agents and the visitor a conversation's new state, for a change made outside
-        this service (idle chats closed on a schedule: chat/idle.py)."""
-        await self._publish_change(view)
-
-    async def _publish_change(self, view: ConversationView) -> None:
+        """Tell agents and the visitor a conversation's new state (also for a change made
+        outside this service: idle chats closed on a schedule, chat/idle.py)."""
         agents = {"type": "conversation", "conversation": view.for_agents()}
         await self.broker.publish(
             Event(recipients.for_conversation_change_agents(view.id, view.site_id), agents)
@@ -593,8 +591,3 @@ async def _person_of_browser(s: AsyncSession, visit_id: str) -> str | None:
         .order_by(Visit.started_at.desc())
         .limit(1)
     )
-
-
-def _typed(m: Stored) -> bool:
-    """Whether a message may hold an email or a phone number (the cheap checks only)."""
-    return identifiers.may_hold_email(m.text) or identifiers.may_hold_phone(m.text)

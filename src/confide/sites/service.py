@@ -116,20 +116,7 @@ class SiteService:
                 site.consent_mode = consent_mode
             if rules is not None:
                 site.invite_rules = rules
-            before = list(site.disabled_categories or [])
-            after = sorted((set(before) | set(off)) - set(on))
-            if after != before:
-                site.disabled_categories = after
-                await audit.append(
-                    s,
-                    actor,
-                    "config.site.processing",
-                    organisation_id=site.organisation_id,
-                    subject_kind="site",
-                    subject_ref=site.id,
-                    fields=sorted(set(before) ^ set(after)),
-                    purpose=f"categories switched off: {before or 'none'} -> {after or 'none'}",
-                )
+            await _switch_categories(s, site, off, on, actor)
             identity_change = {
                 "tracking_identity": tracking_identity,
                 "salt_rotation": salt_rotation,
@@ -178,6 +165,27 @@ class SiteService:
             return normalise_origin(origin) in site.allowed_origins
         except InvalidInput:
             return False
+
+
+async def _switch_categories(
+    s: AsyncSession, site: Site, off: list[str], on: list[str], actor: audit.Actor
+) -> None:
+    """Switch usage-data categories off and on (R03), with one audit entry when the set changes."""
+    before = list(site.disabled_categories or [])
+    after = sorted((set(before) | set(off)) - set(on))
+    if after == before:
+        return
+    site.disabled_categories = after
+    await audit.append(
+        s,
+        actor,
+        "config.site.processing",
+        organisation_id=site.organisation_id,
+        subject_kind="site",
+        subject_ref=site.id,
+        fields=sorted(set(before) ^ set(after)),
+        purpose=f"categories switched off: {before or 'none'} -> {after or 'none'}",
+    )
 
 
 async def _apply_audited(
