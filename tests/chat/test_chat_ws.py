@@ -264,3 +264,32 @@ def test_close_right_behind_a_send_acts_after_the_message_is_stored(world: World
         await v.close()
 
     run(scenario())
+
+
+def test_history_carries_the_agents_seen_mark_read_with_its_messages(world: World) -> None:
+    """A console counts unread from the history's own seen mark: a message that committed after
+    the ``conversation`` frame but before the history read is still unread (console-store.js)."""
+
+    async def scenario() -> None:
+        op, _ = await agent(world.server, world.operator_a)
+        v, _ = await visitor(world.server, world.site_a, ORIGIN_A)
+        conv, _token = await open_chat(v)
+        for n in (1, 2):
+            await v.send(type="send", conversation=conv, client_id=client_id(), text=f"Q{n}")
+            await v.expect("ack")
+        await op.send(type="join", conversation=conv, ref="j1")
+        first = await op.expect("history", ref="j1")
+        assert (first["last_seq"], first["agent_seen_seq"]) == (2, 0)
+
+        await op.send(type="seen", conversation=conv, seq=1)
+        await v.expect("seen")
+        await op.send(type="sync", conversation=conv, after=0, ref="s1")
+        again = await op.expect("history", ref="s1")
+        assert (again["last_seq"], again["agent_seen_seq"]) == (2, 1)
+
+        await v.send(type="sync", conversation=conv, after=0, ref="s2")
+        assert "agent_seen_seq" not in await v.expect("history", ref="s2")  # agents' business
+        await v.close()
+        await op.close()
+
+    run(scenario())

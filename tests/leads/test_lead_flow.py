@@ -125,7 +125,11 @@ async def _walk(
     validate_adf(document)
     assert b"sam.example@example.org" in document and b"Octavia" in document
     assert b"4111" not in document
-    detail = client.get(f"/api/leads/{lead['id']}").json()
+    # The mail is sent before the worker records it as done: wait for that commit.
+    while (detail := client.get(f"/api/leads/{lead['id']}").json())[
+        "delivery_state"
+    ] != "delivered" and time.monotonic() < deadline + 10:
+        await asyncio.sleep(0.05)
     assert detail["delivery_state"] == "delivered"
     assert detail["consent"][0]["answer"] == "granted"
     assert [d["state"] for d in detail["deliveries"]] == ["done"]

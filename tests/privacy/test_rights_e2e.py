@@ -553,7 +553,7 @@ def test_deletion_leaves_no_trace_but_the_request_record(
             panel = await w.ctx.lead_records.panel(w.operator, other.conversation_id)
             assert panel["person"]["email"] == other.email
             assert panel["person"]["phone"] == other.phone
-            history, _ = await w.ctx.chat.history(w.operator, other.ref, 0)
+            history = (await w.ctx.chat.history(w.operator, other.ref, 0)).messages
             assert any(other.words in m.text for m in history)
             assert other.lead_id is not None
             detail = await w.ctx.lead_records.detail(w.client, other.lead_id)

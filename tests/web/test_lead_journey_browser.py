@@ -394,7 +394,12 @@ def test_4_one_email_with_valid_adf_and_nothing_beyond_what_was_agreed(walk: Wal
     # What the server recorded, as the client's API reports it.
     client = Console(walk.demo.server, walk.client)
     try:
-        lead = client.get(f"/api/leads/{walk.lead_id}").json()
+        # The mail goes out before the worker records it as done: wait for that commit.
+        deadline = time.monotonic() + 15
+        while (lead := client.get(f"/api/leads/{walk.lead_id}").json())[
+            "delivery_state"
+        ] != "delivered" and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
         client.close()
     assert lead["delivery_state"] == "delivered"

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,6 +51,19 @@ class VisitorActor:
 
 
 Actor = VisitorActor | Principal
+
+
+class History(NamedTuple):
+    """Messages after a seq, read with the marks they must agree with.
+
+    The agents' seen mark is read in the same transaction as the messages: a console that took
+    its unread count from an earlier ``conversation`` frame would call a message that committed
+    in between already seen.
+    """
+
+    messages: list[MessageView]
+    last_seq: int
+    agent_seen_seq: int
 
 
 @dataclass(frozen=True)
@@ -395,12 +408,16 @@ class ChatService:
     def ack(m: Stored, ref: str | None) -> dict[str, object]:
         return ack_frame(m, ref)
 
-    async def history(
-        self, actor: Actor, ref: ConversationRef, after: int
-    ) -> tuple[list[MessageView], int]:
+    async def history(self, actor: Actor, ref: ConversationRef, after: int) -> History:
         async with self.db.session(Scope.system(), read_only=True) as s:
             messages = await queries.messages_after(s, ref.id, after)
-            last = await s.scalar(select(Conversation.last_seq).where(Conversation.id == ref.id))
+            marks = (
+                await s.execute(
+                    select(Conversation.last_seq, Conversation.agent_seen_seq).where(
+                        Conversation.id == ref.id
+                    )
+                )
+            ).one_or_none()
         if isinstance(actor, Principal) and messages:
             await AuditLog(self.db).record(
                 AuditActor.of(actor),
@@ -411,7 +428,8 @@ class ChatService:
                 fields=["messages"],
                 purpose=f"live chat (messages after {after})",
             )
-        return messages, int(last or 0)
+        last, agents_seen = marks or (0, 0)
+        return History(messages, int(last or 0), int(agents_seen or 0))
 
     # --- lifecycle ------------------------------------------------------------------------
 

@@ -56,7 +56,7 @@ class TranscriptMailer:
         except EmailNotValidError:
             raise InvalidInput("That email address is not valid. Please check it.") from None
         recent = self._recent(ref.id)
-        messages, _last = await self.chat.history(visitor, ref, 0)
+        messages = (await self.chat.history(visitor, ref, 0)).messages
         if not messages:
             raise InvalidInput("There is nothing in this chat to send yet.")
         cfg = self.settings

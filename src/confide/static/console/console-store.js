@@ -112,11 +112,17 @@ export class ConversationRecord {
   }
 
   /**
-   * After the first history: derive the seen mark from the server's `unread` count, so chats
-   * that were unread before a reload still count as unread.
+   * After the first history: take the seen mark the server read with those messages, so chats
+   * that were unread before a reload still count as unread. (The `unread` of an earlier
+   * `conversation` frame would miss a message committed between the two reads.) Servers that
+   * do not send the mark: derive it from that count.
    */
-  initSeenFromServer() {
+  initSeenFromServer(agentSeenSeq = null) {
     if (this.mySeenSeq != null) return;
+    if (Number.isInteger(agentSeenSeq) && agentSeenSeq >= 0) {
+      this.mySeenSeq = agentSeenSeq;
+      return;
+    }
     const visitorSeqs = [...this.messages.values()]
       .filter((m) => m.author?.role === "visitor")
       .map((m) => m.seq)

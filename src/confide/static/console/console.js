@@ -300,7 +300,7 @@ function onHistory(f) {
   if (Number.isInteger(f.last_seq) && record.data) {
     record.data.last_seq = Math.max(record.data.last_seq ?? 0, f.last_seq);
   }
-  record.initSeenFromServer();
+  record.initSeenFromServer(f.agent_seen_seq);
   // Our own unacked messages may already be committed (ack lost in a disconnect).
   for (const m of added) if (m.client_id && outbox.get(m.client_id)) outbox.settle(m.client_id);
   const pane = panes.get(record.id);

@@ -107,13 +107,15 @@ class _Session:
     async def send_history(
         self, actor: VisitorActor | Principal, ref: ConversationRef, after: int, fref: str | None
     ) -> None:
-        messages, last_seq = await self.ctx.chat.history(actor, ref, after)
+        page = await self.ctx.chat.history(actor, ref, after)
         reply: dict[str, Any] = {
             "type": "history",
             "conversation": ref.id,
-            "messages": [m.frame(ref.id) for m in messages],
-            "last_seq": last_seq,
+            "messages": [m.frame(ref.id) for m in page.messages],
+            "last_seq": page.last_seq,
         }
+        if isinstance(actor, Principal):
+            reply["agent_seen_seq"] = page.agent_seen_seq
         if fref:
             reply["ref"] = fref
         self.conn.send(reply)
