@@ -5,6 +5,8 @@ from __future__ import annotations
 import phonenumbers
 import pytest
 
+from confide.errors import InvalidInput
+from confide.leads import fields
 from confide.leads.detect import CARD_MASK, Detected, Masked, find_details, luhn_valid, mask_cards
 
 # Well-known test card numbers (Visa, Mastercard, American Express), never real cards.
@@ -59,8 +61,8 @@ def test_zip_not_taken_from_prices_or_longer_numbers(text: str) -> None:
 @pytest.mark.parametrize(
     ("text", "region"),
     [
-        # Ofcom's drama range: possible-looking, but libphonenumber knows it is not allocated.
-        ("call 07700 900123 please", "GB"),
+        # Possible-looking, but not allocated: libphonenumber knows.
+        ("call 04000 123456 please", "GB"),
         # No North American area code starts with 1.
         ("call (123) 456-7890 please", "US"),
     ],
@@ -69,6 +71,29 @@ def test_invalid_phone_not_reported(text: str, region: str) -> None:
     loose = phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.POSSIBLE)
     assert list(loose), "precondition: a lenient matcher would report it"
     assert find_details(text, region) == []
+
+
+@pytest.mark.parametrize(
+    ("typed", "e164"),
+    [
+        ("07700 900123", "+447700900123"),
+        ("+44 7700 900999", "+447700900999"),
+        ("01632 960123", "+441632960123"),
+        ("020 7946 0123", "+442079460123"),
+    ],
+)
+def test_numbers_ofcom_keeps_for_drama_are_taken(typed: str, e164: str) -> None:
+    """What trainers and testers are told to type: unallocated, but a demo lead needs them."""
+    text = f"I'm Sam, call {typed} after six"
+    assert find_details(text, "GB") == [detected(text, "phone", typed, e164)]
+    assert fields.phone(typed, "GB") == e164
+
+
+@pytest.mark.parametrize("typed", ["07700 901123", "07700 9001234", "01632 961123"])
+def test_only_the_drama_ranges_are_excepted(typed: str) -> None:
+    assert find_details(f"call {typed} please", "GB") == []
+    with pytest.raises(InvalidInput):
+        fields.phone(typed, "GB")
 
 
 def test_phone_without_country_code_needs_a_region() -> None:

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
+from confide.leads import phone_numbers
+
 __all__ = [
     "CARD_MASK",
     "Detected",
@@ -254,15 +256,23 @@ def _phones(text: str, region: str | None) -> list[tuple[int, int, str]]:
     Leniency.VALID accepts only numbers that are valid for their region, so order numbers and
     mileages that merely look like digits are not offered to the operator.
     """
-    matcher = phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID)
-    return [
-        (
-            match.start,
-            match.end,
-            phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164),
+    found = [
+        (match.start, match.end, match.number)
+        for match in phonenumbers.PhoneNumberMatcher(
+            text, region, leniency=phonenumbers.Leniency.VALID
         )
-        for match in matcher
     ]
+    if "7700" in text or "1632" in text:  # Ofcom's drama ranges fail VALID: phone_numbers.py
+        found += [
+            (match.start, match.end, match.number)
+            for match in phonenumbers.PhoneNumberMatcher(
+                text, region, leniency=phonenumbers.Leniency.POSSIBLE
+            )
+            if phone_numbers.reserved_for_drama(match.number)
+        ]
+        found.sort(key=lambda hit: hit[0])
+    e164 = phonenumbers.PhoneNumberFormat.E164
+    return [(start, end, phonenumbers.format_number(n, e164)) for start, end, n in found]
 
 
 def _uk_postcode(typed: str) -> str:

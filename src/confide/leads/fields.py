@@ -13,6 +13,7 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 from confide.errors import InvalidInput
+from confide.leads import phone_numbers
 
 MAX_FIELD_CHARS = 200
 PURPOSES = ("test_drive", "valuation", "finance", "service", "purchase", "general")
@@ -60,7 +61,7 @@ def phone(value: object, region: str) -> str | None:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
         raise InvalidInput("That phone number is not valid.") from None
-    if not phonenumbers.is_valid_number(number):
+    if not phone_numbers.usable(number):
         raise InvalidInput("That phone number is not valid.")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
