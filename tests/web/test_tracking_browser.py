@@ -439,7 +439,8 @@ def test_gpc_sent_as_a_header_only_is_honoured_on_an_opt_in_site(
     v = visitor(extra_http_headers={"Sec-GPC": "1"})
     opt_outs = dealers.count("opt_outs", dealers.main_id)
     frame = v.goto(HOST + "/demo/")  # Main Street: opt-in, no consent given
-    v.idle(1.5)
+    wait_for(lambda: v.beacons, page=v.page, what="the frame's opt-out beacon")
+    v.idle(1.5)  # and nothing after it
     assert v.beacons == [{"site": dealers.main_key, "events": [{"type": "optout"}]}]
     wait_for(lambda: dealers.count("opt_outs", dealers.main_id) == opt_outs + 1, page=v.page)
     # A "yes" from the site's cookie banner does not outweigh the signal; the panel says so,
@@ -447,7 +448,10 @@ def test_gpc_sent_as_a_header_only_is_honoured_on_an_opt_in_site(
     v.page.evaluate("Confide.consent('granted')")
     privacy_panel(v, frame)
     assert frame.inner_text("#privacy-signal") == "Opt-out request honoured"
-    assert "takes precedence" in frame.inner_text("#privacy-signal-detail")
+    wait_for(  # the consent call reaches the frame by postMessage
+        lambda: "takes precedence" in frame.inner_text("#privacy-signal-detail"),
+        what="the note that the signal outweighs consent",
+    )
     frame.click("#privacy-back")
     cid = chat_works(v, frame, console, "Hello with the GPC header only")
     gpc = "SELECT v.gpc FROM visitors v JOIN conversations c ON c.visitor_id = v.id WHERE c.id = ?"

@@ -255,8 +255,7 @@ def test_message_typed_while_server_is_down_is_delivered_once(
 
     demo.server.stop()
     send(frame, "Typed while offline")
-    time.sleep(1)
-    assert ticks(frame) == ["Sent", "Sending…"]
+    wait_for(lambda: ticks(frame) == ["Sent", "Sending…"], what="the pending tick")
     demo.server.start()
 
     wait_for(lambda: ticks(frame) == ["Sent", "Sent"], timeout=30, what="the outbox to flush")

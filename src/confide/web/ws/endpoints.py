@@ -290,6 +290,11 @@ async def console_socket(ws: WebSocket) -> None:
                     ctx.hub.subscribe(conn, recipients.conversation_agents(v.id))
             sites = await ctx.sites.list_sites(principal.scope)
             visitors = await ctx.tracking.live_visitors(principal.scope, principal.site_ids)
+            if not arrived:
+                # Before the welcome: a console that says "Connected" is online for visitors
+                # on every node (the presence is in Redis by then).
+                arrived = True
+                await ctx.agent_arrived(principal.site_ids)
             conn.send(
                 {
                     "type": "welcome",
@@ -315,9 +320,6 @@ async def console_socket(ws: WebSocket) -> None:
                 }
             )
             session.greeted = True  # only now: a failed hello may be retried ("internal")
-            if not arrived:
-                arrived = True
-                await ctx.agent_arrived(principal.site_ids)
             return
         if await session.common(principal, frame):
             return
