@@ -276,6 +276,34 @@ def test_the_list_shows_the_sites_in_scope(client_a: httpx.Client, world: World)
     assert 'aria-current="page">Reports</a>' in page.text  # the console's nav, this section
 
 
+@pytest.mark.parametrize(
+    ("path", "tab"),
+    [
+        ("/portal", "Reports"),
+        ("/portal/leads", "Leads"),
+        ("/portal/privacy", "Privacy requests"),
+        ("/portal/audit", "Audit trail"),
+        ("/portal/ropa", "Record of processing"),
+        ("/portal/inbox", "Inbox"),
+    ],
+)
+def test_each_portal_page_is_the_current_page_once_in_each_nav(
+    client_a: httpx.Client, path: str, tab: str
+) -> None:
+    """The top bar marks the portal's section, the tabs mark the page: never a second page
+    claiming to be the current one (a screen reader announces "current page")."""
+    page = client_a.get(path)
+    assert page.status_code == 200, page.text
+    top, tabs = page.text.split('class="portal-tabs"', 1)
+    tabs = tabs.split("</nav>", 1)[0]
+    assert re.findall(r'aria-current="page">([^<]+)</a>', tabs) == [tab]
+    expected_top = [tab] if tab in ("Reports", "Leads") else []
+    top_nav = top.split('aria-label="Console"', 1)[1].split("</nav>", 1)[0]
+    assert re.findall(r'aria-current="page">([^<]+)</a>', top_nav) == expected_top
+    if not expected_top:
+        assert 'class="in-section">Reports</a>' in top_nav  # still shows where in the bar we are
+
+
 def test_another_tenants_site_is_not_found(client_b: httpx.Client, world: World) -> None:
     listing = client_b.get("/portal")
     assert world.site_a_id not in listing.text
