@@ -132,6 +132,34 @@ def test_person_exists_only_after_details(db: str) -> None:
     run(db, body)
 
 
+def test_the_queues_name_the_visitor_once_the_operator_saved_a_name(db: str) -> None:
+    async def body(w: World) -> None:
+        _actor, conv = await _chat(w)
+        events: list[dict[str, Any]] = []
+        publish = w.ctx.broker.publish
+
+        async def keep(event: Any) -> None:
+            events.append(event.frame)
+            await publish(event)
+
+        w.ctx.broker.publish = keep  # type: ignore[method-assign]
+        assert (await w.ctx.chat.view(w.operator, conv)).visitor_name is None
+        await _details(w, conv)
+        assert (await w.ctx.chat.view(w.operator, conv)).visitor_name == "Sam Example"
+        (listed,) = [v for v in await w.ctx.chat.agent_conversations(w.operator) if v.id == conv]
+        assert listed.visitor_name == "Sam Example"
+        told = [
+            f for f in events if f.get("type") == "conversation" and "visitor" in f["conversation"]
+        ]
+        assert told and told[-1]["conversation"]["visitor"]["name"] == "Sam Example"
+
+        events.clear()
+        await w.ctx.leads.update_details(w.operator, conv, {"email": "sam@example.net"})
+        assert not [f for f in events if f.get("type") == "conversation"]  # no rename: no news
+
+    run(db, body)
+
+
 def test_no_delivery_without_consent_then_exactly_one_per_destination(db: str) -> None:
     async def body(w: World) -> None:
         actor, conv = await _chat(w)

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from confide.accounts.principal import Principal
-from confide.chat import recipients
+from confide.chat import queries, recipients
 from confide.chat.models import Conversation, Message, Visitor
 from confide.chat.rewrite import replace_spans, rewrite_transcript
 from confide.chat.service import ChatService, ConversationRef, VisitorActor
@@ -88,7 +88,15 @@ class LeadService:
                 s.add(self._change(person, conv.id, key, value, source, actor_id, now))
             person.updated_at = now
             person_id = person.id
+            renamed = bool(clean.get("name")) and conv.visitor_name != clean["name"]
+            if renamed:
+                # The queues show who this is now, not "Visitor 7QX2" (chat/queries.py).
+                conv.visitor_name = self.db.vault.seal(
+                    conv.visitor_id, conv.organisation_id, clean["name"]
+                )
         await self._publish_person(ref)
+        if renamed:
+            await self._publish_conversation(ref.id)
         return await self._reload(person_id)
 
     async def details_typed(self, message: Stored) -> None:
@@ -523,6 +531,13 @@ class LeadService:
         if conv is not None:
             frame = {"type": "lead_changed", "conversation": conv}
             await self.broker.publish(Event((recipients.conversation_agents(conv),), frame))
+
+    async def _publish_conversation(self, conversation_id: str) -> None:
+        """The conversation as it committed (read back: the session's copy holds sealed text)."""
+        async with self.db.session(Scope.system(), read_only=True) as s:
+            view = await queries.conversation_view(s, conversation_id)
+        if view is not None:
+            await self.chat.publish_change(view)
 
     async def _publish_person(self, ref: ConversationRef) -> None:
         """Agents re-read the lead panel; the visitor's socket never gets this frame."""
