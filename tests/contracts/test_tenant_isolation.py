@@ -304,6 +304,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("POST", "requests"): {"kind": "access", "email": "x@example.org"},
     ("POST", "verify"): {"code": "123456"},
+    ("POST", "identity"): {"name": "Mallory"},
     ("POST", "deny"): {"reason": "Not a customer of ours", "basis": "identity_not_verified"},
     ("POST", "extend"): {"reason": "A complex request"},
 }
@@ -368,6 +369,7 @@ HTTP_MATRIX: list[tuple[str, str, str, int]] = [
     ("client_a", "GET", "/portal/privacy/{privacy_b}", 404),
     ("client_a", "POST", "/api/privacy/{unknown}/requests", 404),  # public
     ("client_a", "POST", "/api/privacy/requests/{unknown}/verify", 404),  # public
+    ("client_a", "POST", "/api/privacy/requests/{unknown}/identity", 404),  # public
     ("operator_a", "GET", "/api/privacy/requests/{privacy_b}", 403),  # operators never decide
     ("operator_a", "GET", "/api/conversations/{conv_b}/lead-panel", 404),
     ("operator_a", "GET", "/api/leads/{lead_b}", 404),

@@ -802,3 +802,105 @@ def test_links_in_emails_use_the_link_base_without_a_public_url(
             await w.ctx.stop()
 
     run(go())
+
+
+# --- degrees of certainty (R47, CCPA §7062) ----------------------------------------------------
+
+
+def test_a_copy_under_ccpa_needs_three_matching_details_and_a_declaration(
+    database_url: str, smtp: SmtpSink
+) -> None:
+    """The code proves the email (1); the phone on file makes 2: not enough for specific pieces,
+    so the request waits for more and cannot be approved; the name and the signed declaration
+    make 3, and it goes to the client for review."""
+
+    async def go() -> None:
+        w = await build_world(database_url, smtp)
+        try:
+            sub = await seed_subject(w, lead=False)
+            svc = w.ctx.privacy
+            with pytest.raises(InvalidInput, match="Sign the declaration"):
+                await svc.submit(
+                    w.org_id, Intake("access", email=sub.email, regime="ccpa", declaration=True)
+                )
+            intake = Intake("access", email=sub.email, phone=sub.phone, regime="ccpa")
+            req = await svc.submit(w.org_id, intake)
+            assert req.access_scope == "specific"
+            short = await svc.verify(req.id, mailed_code(smtp, sub.email))
+            assert (short.state, short.data_points) == ("requires_input", 2)
+            with pytest.raises(InvalidState):
+                await svc.approve(w.client, req.id)  # two details are not enough for a copy
+            shown = await svc.detail(w.client, req.id)
+            assert shown["needs"] == "3 details that match what we hold and your signed declaration"
+
+            wrong = await svc.add_identity_details(req.id, name="Somebody Else")
+            assert (wrong.state, wrong.data_points) == ("requires_input", 2)
+            named = await svc.add_identity_details(req.id, name=f"  {sub.name.upper()} ")
+            assert (named.state, named.data_points) == ("requires_input", 3)  # not signed yet
+            signed = await svc.add_identity_details(req.id, declaration=True)
+            assert (signed.state, signed.declared_at is not None) == ("pending", True)
+            with pytest.raises(InvalidState, match="not waiting for more details"):
+                await svc.add_identity_details(req.id, name=sub.name)
+            done = await svc.approve(w.client, req.id)
+            assert done.state == "complete" and done.identity_facts is None  # cleared
+        finally:
+            await w.ctx.stop()
+
+    run(go())
+
+
+def test_categories_under_ccpa_need_two_details_and_show_no_values(
+    database_url: str, smtp: SmtpSink
+) -> None:
+    async def go() -> None:
+        w = await build_world(database_url, smtp)
+        try:
+            sub = await seed_subject(w, lead=False)
+            svc = w.ctx.privacy
+            intake = Intake(
+                "access", email=sub.email, regime="ccpa", access_scope="categories", name=sub.name
+            )
+            req = await svc.submit(w.org_id, intake)
+            verified = await svc.verify(req.id, mailed_code(smtp, sub.email))
+            assert (verified.state, verified.data_points) == ("pending", 2)
+            await svc.approve(w.client, req.id)
+            link = re.search(r"token=([\w-]+)", mails_to(smtp, sub.email)[-1])
+            assert link is not None
+            package = await svc.export_package(req.id, link.group(1))
+            assert package["manifest"]["scope"] == "categories" and "data" not in package
+            kinds = package["categories"]
+            assert kinds["persons"]["records"] == 1
+            assert {"user.name", "user.contact.email"} <= set(kinds["persons"]["categories"])
+            assert "user.content.message" in kinds["conversations"]["categories"]
+            dumped = repr(package)
+            for value in (sub.email, sub.name, sub.phone, sub.words):
+                assert value not in dumped  # the kinds of data, not the data
+        finally:
+            await w.ctx.stop()
+
+    run(go())
+
+
+def test_a_ccpa_deletion_needs_two_details_and_gdpr_the_code(
+    database_url: str, smtp: SmtpSink
+) -> None:
+    async def go() -> None:
+        w = await build_world(database_url, smtp)
+        try:
+            sub = await seed_subject(w, lead=False)
+            svc = w.ctx.privacy
+            ccpa = await svc.submit(w.org_id, Intake("deletion", email=sub.email, regime="ccpa"))
+            waiting = await svc.verify(ccpa.id, mailed_code(smtp, sub.email))
+            assert (waiting.state, waiting.data_points) == ("requires_input", 1)
+            with pytest.raises(InvalidInput, match="Only an access request"):
+                await svc.add_identity_details(ccpa.id, access_scope="categories")
+            more = await svc.add_identity_details(ccpa.id, name=sub.name)
+            assert more.state == "pending"
+            assert await count(w, Person, Person.id == sub.person_id) == 1  # nothing done yet
+
+            gdpr = await svc.submit(w.org_id, Intake("deletion", email=sub.email))
+            assert (await svc.verify(gdpr.id, mailed_code(smtp, sub.email))).state == "pending"
+        finally:
+            await w.ctx.stop()
+
+    run(go())

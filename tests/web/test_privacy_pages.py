@@ -292,6 +292,72 @@ def test_verify_then_the_client_approves_and_the_person_downloads(
     assert "Your copy is ready" in done.text
 
 
+def test_a_californian_copy_asks_for_more_then_the_categories_show_no_values(
+    world: World, public: httpx.Client, people: People, on_file: str, smtp: SmtpSink
+) -> None:
+    """R47 through the pages: the code alone is one detail; a copy needs three and a signed
+    declaration, so the page asks for more; the person narrows it to the kinds of data held,
+    gives their name (two details) and gets the categories, without a single value."""
+    form = public.get(f"/privacy/{world.org_a}")
+    assert 'name="declaration"' in form.text and "penalty of perjury" in form.text
+    request_id = make_request(
+        public, world, kind="access", email=KNOWN, california="true", access_scope="specific"
+    )
+    verified = act(public, request_id, "verify", code=code_for(smtp, KNOWN))
+    assert verified.status_code == 303
+    page = public.get(f"/privacy/requests/{request_id}")
+    assert "Waiting for more details from you" in page.text
+    assert "3 details that match what we hold and your signed declaration" in page.text
+    assert 'action="/privacy/requests/' + request_id + '/identity"' in page.text
+    refused = decide(people, request_id, "approve")
+    assert refused.status_code == 409, refused.text[:300]  # not before enough details
+
+    unsigned = act(public, request_id, "identity", declaration="true")
+    assert (
+        unsigned.status_code == 422 and "Sign the declaration with your full name." in unsigned.text
+    )
+    narrowed = act(public, request_id, "identity", name="kim known", access_scope="categories")
+    assert narrowed.status_code == 303, narrowed.text[:300]
+    assert "With Alpha Cars for review" in public.get(narrowed.headers["location"]).text
+    assert decide(people, request_id, "approve").status_code == 303
+
+    link = re.search(
+        r"https://chat\.example(/privacy/requests/\S+)", smtp.messages[-1].get_content()
+    )
+    assert link, smtp.messages[-1].get_content()
+    package = public.get(link.group(1)).json()
+    assert package["manifest"]["scope"] == "categories" and "data" not in package
+    assert package["categories"]["persons"]["records"] == 1
+    assert KNOWN not in str(package) and "Kim Known" not in str(package)
+    readable = public.get(link.group(1) + "&format=html")
+    assert readable.status_code == 200
+    assert "What Alpha Cars holds about you" in readable.text
+    assert "email address" in readable.text and KNOWN not in readable.text
+
+
+def test_the_api_asks_a_californian_for_more_details(
+    world: World, public: httpx.Client, on_file: str, smtp: SmtpSink
+) -> None:
+    sent = public.post(
+        f"/api/privacy/{world.org_a}/requests",
+        json={"kind": "deletion", "email": KNOWN, "regime": "ccpa"},
+    )
+    assert sent.status_code == 202, sent.text
+    request_id = sent.json()["id"]
+    verified = public.post(
+        f"/api/privacy/requests/{request_id}/verify", json={"code": code_for(smtp, KNOWN)}
+    )
+    assert verified.json() == {
+        "id": request_id,
+        "state": "requires_input",
+        "needs": "2 details that match what we hold",
+    }
+    bad = public.post(f"/api/privacy/requests/{request_id}/identity", json={"nickname": "Kim"})
+    assert bad.status_code == 422
+    more = public.post(f"/api/privacy/requests/{request_id}/identity", json={"name": "Kim Known"})
+    assert more.json() == {"id": request_id, "state": "pending", "needs": None}
+
+
 def test_a_bad_or_missing_download_token_is_404(
     world: World, public: httpx.Client, on_file: str
 ) -> None:

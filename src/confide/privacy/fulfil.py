@@ -29,6 +29,7 @@ from confide.leads.models import ConsentRecord, Lead, OnwardTransfer, Person, Pe
 from confide.privacy.models import ErasureTask, LegalHold
 from confide.privacy.registry import Subject, stores
 from confide.sites.models import Site
+from confide.storage.base import Base
 from confide.tracking.models import Visit
 
 CORRECTABLE = ("name", "email", "phone", "address", "city", "postcode", "country")
@@ -81,6 +82,37 @@ async def resolve(
 async def export(s: AsyncSession, subject: Subject) -> dict[str, Any]:
     """Every store's rows for the subject (the access package's data part)."""
     return {store.name: await store.export(s, subject) for store in stores()}
+
+
+def categories_of(data: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Per store: how many records, and the data categories (the data map's, R50) of the fields
+    that hold a value in them: what a request for categories of data is answered with."""
+    everywhere: dict[str, str] = {}
+    own: dict[str, dict[str, str]] = {}
+    for store in stores():
+        keys = own.setdefault(store.name, {})
+        for table in store.tables:
+            for column in Base.metadata.tables[table].columns:
+                category = str(column.info.get("data_category", "system"))
+                keys.setdefault(column.key, category)
+                everywhere.setdefault(column.key, category)
+    out: dict[str, dict[str, Any]] = {}
+    for name, rows in data.items():
+        found: set[str] = set()
+        _collect(rows, {**everywhere, **own.get(name, {})}, found)
+        categories = sorted(c for c in found if not c.startswith("system"))
+        out[name] = {"records": len(rows), "categories": categories}
+    return out
+
+
+def _collect(rows: list[dict[str, Any]], keys: dict[str, str], found: set[str]) -> None:
+    """The categories of the keys holding a value, nested records (a chat's messages) too."""
+    for row in rows:
+        for key, value in row.items():
+            if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+                _collect(value, keys, found)
+            elif value not in (None, "", [], {}):
+                found.add(keys.get(key, "system"))
 
 
 async def holds(s: AsyncSession, subject: Subject, now: datetime) -> dict[str, str]:

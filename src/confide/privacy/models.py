@@ -85,6 +85,17 @@ class PrivacyRequest(OrgScoped, Base):
     export_expires_at: Mapped[datetime | None] = field(UTCDateTime, nullable=True, **_OPS)
     reminded_50_at: Mapped[datetime | None] = field(UTCDateTime, nullable=True, **_OPS)
     reminded_80_at: Mapped[datetime | None] = field(UTCDateTime, nullable=True, **_OPS)
+    #: Access requests: ``specific`` (a copy of the pieces held) or ``categories`` (what kinds
+    #: of data, no values). Under CCPA they need different degrees of certainty (certainty.py).
+    access_scope: Mapped[str] = field(
+        String(12), default="specific", server_default="specific", **_OPS
+    )
+    #: The extra details given to prove identity (name, postcode), as JSON; cleared at the end.
+    identity_facts: Mapped[str | None] = _personal("user.content.request")
+    #: When the requester signed the declaration that they are the person (CCPA §7062).
+    declared_at: Mapped[datetime | None] = field(UTCDateTime, nullable=True, **_OPS)
+    #: How many details matched what we hold, once the code was right (no values).
+    data_points: Mapped[int | None] = field(Integer, nullable=True, **_OPS)
 
 
 class VerificationCode(OrgScoped, Base):

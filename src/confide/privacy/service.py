@@ -29,7 +29,7 @@ from confide.errors import Forbidden, InvalidInput, InvalidState, NotFound
 from confide.ids import new_id
 from confide.leads import fields
 from confide.leads.models import Person
-from confide.privacy import deadlines, fulfil
+from confide.privacy import certainty, deadlines, fulfil
 from confide.privacy.lifecycle import (
     DENIAL_BASES,
     KINDS,
@@ -64,6 +64,13 @@ class Intake:
     agent_designation: str | None = None
     power_of_attorney: bool = False
     channel: str = "form"
+    #: Access: ``specific`` pieces (default) or ``categories`` (certainty.py).
+    access_scope: str | None = None
+    #: Extra details that prove identity (matched against what we hold, never stored as data).
+    name: str | None = None
+    postcode: str | None = None
+    #: The requester signed ``certainty.DECLARATION`` (their name is the signature).
+    declaration: bool = False
 
 
 SmsSender = Callable[[str, str], None]
@@ -102,6 +109,10 @@ class PrivacyService:
             raise InvalidInput("Give the email address or phone number you used with us.")
         if kind == "correction":
             fulfil.parse_correction(intake.details or "")  # a clear error now, not after review
+        scope = certainty.check_scope(kind, intake.access_scope)
+        facts = certainty.clean_facts(intake.name, intake.postcode)
+        if intake.declaration and not facts.name:
+            raise InvalidInput("Sign the declaration with your full name.")
         vault = self.db.vault
         now = utcnow()
         async with self.db.session(Scope.system()) as s:
@@ -123,8 +134,11 @@ class PrivacyService:
                 visitor_ids=visitors,
                 received_at=now,
                 due_at=deadlines.due(now, regime, kind),
+                access_scope=scope,
+                declared_at=now if intake.declaration else None,
             )
             seal = vault.seal
+            req.identity_facts = seal(req.id, organisation_id, facts.dumps())
             req.contact = seal(req.id, organisation_id, email or phone)
             req.details = seal(req.id, organisation_id, intake.details)
             req.agent_designation = seal(req.id, organisation_id, intake.agent_designation)
@@ -328,12 +342,84 @@ class PrivacyService:
                 raise wrong
             row.used_at = now
             req.identity_verified_at = now
-            target = State.PENDING
-            await self._to(s, req, target, None, f"identity verified by {row.channel} code")
-            org = await s.get(Organisation, req.organisation_id)
-            auto = org is not None and org.privacy_auto_approve
-            if auto:
-                await self._to(s, req, State.APPROVED, None, "approved automatically (setting)")
+            note = f"identity verified by {row.channel} code"
+            facts = certainty.Facts.loads(req.identity_facts)
+            auto = await self._decide_certainty(s, req, row.channel, facts, note)
+        if auto:
+            await self._fulfil(request_id, None)
+        return await self._load(request_id)
+
+    async def _decide_certainty(
+        self,
+        s: AsyncSession,
+        req: PrivacyRequest,
+        code_channel: str,
+        facts: certainty.Facts,
+        note: str,
+    ) -> bool:
+        """After the code: pending when enough details match (R47, certainty.py), else waiting
+        for more from the requester. Returns whether the request was approved automatically."""
+        need = certainty.needed(req.kind, req.regime, req.access_scope)
+        persons = list(await s.scalars(select(Person).where(Person.id.in_(req.person_ids))))
+        req.data_points = certainty.points(
+            persons,
+            email_index=req.email_index,
+            phone_index=req.phone_index,
+            code_channel=code_channel,
+            facts=facts,  # passed in: once set again, the row holds the sealed text
+        )
+        declared = req.declared_at is not None
+        if not need.met(req.data_points, declared):
+            short = f"{note}; {req.data_points} matching detail(s), needs {need.explain()}"
+            if req.state == State.REQUIRES_INPUT.value:
+                await self._event(s, req, req.state, State.REQUIRES_INPUT, None, short)
+            else:
+                await self._to(s, req, State.REQUIRES_INPUT, None, short)
+            return False
+        await self._to(s, req, State.PENDING, None, f"{note}; {req.data_points} detail(s) match")
+        org = await s.get(Organisation, req.organisation_id)
+        auto = org is not None and org.privacy_auto_approve
+        if auto:
+            await self._to(s, req, State.APPROVED, None, "approved automatically (setting)")
+        return auto
+
+    async def add_identity_details(
+        self,
+        request_id: str,
+        *,
+        name: str | None = None,
+        postcode: str | None = None,
+        declaration: bool = False,
+        access_scope: str | None = None,
+    ) -> PrivacyRequest:
+        """A verified requester whose details did not yet match enough (R47) adds more, signs
+        the declaration, or narrows an access request to the categories of data."""
+        facts = certainty.clean_facts(name, postcode)
+        async with self.db.session(Scope.system()) as s:
+            req = await s.get(PrivacyRequest, request_id)
+            if req is None:
+                raise NotFound("No such request.")
+            if req.state != State.REQUIRES_INPUT.value or req.identity_verified_at is None:
+                raise InvalidState("This request is not waiting for more details.")
+            scope = certainty.check_scope(req.kind, access_scope or req.access_scope)
+            merged = certainty.Facts.loads(req.identity_facts).merged(facts)
+            if declaration and not merged.name:
+                raise InvalidInput("Sign the declaration with your full name.")
+            req.access_scope = scope
+            req.identity_facts = self.db.vault.seal(req.id, req.organisation_id, merged.dumps())
+            if declaration and req.declared_at is None:
+                req.declared_at = utcnow()
+            channel = await s.scalar(
+                select(VerificationCode.channel)
+                .where(
+                    VerificationCode.request_id == request_id,
+                    VerificationCode.used_at.is_not(None),
+                )
+                .order_by(VerificationCode.id.desc())
+                .limit(1)
+            )
+            note = "more details given"
+            auto = await self._decide_certainty(s, req, channel or "", merged, note)
         if auto:
             await self._fulfil(request_id, None)
         return await self._load(request_id)
@@ -690,9 +776,14 @@ class PrivacyService:
             "organisation": org.name if org else None,
             "generated_at": iso(now),
             "format": "confide-access-package/1",
+            "scope": req.access_scope,
             "stores": {name: len(rows) for name, rows in data.items()},
             "disclosures": "see stores.outbox (deliveries) and leads[].onward_transfers",
         }
+        if req.access_scope == "categories":
+            # The kinds of data held, store by store, without a single value (R47).
+            manifest["disclosures"] = "see categories.outbox and categories.leads"
+            return {"manifest": manifest, "categories": fulfil.categories_of(data)}
         return {"manifest": manifest, "data": data}
 
     # --- reading --------------------------------------------------------------------------------
@@ -858,6 +949,7 @@ class PrivacyService:
         req.contact = None
         req.details = None
         req.agent_designation = None
+        req.identity_facts = None
         self.db.vault.destroy_subject(req.id)
 
 
@@ -903,4 +995,15 @@ def request_dict(req: PrivacyRequest, now: datetime) -> dict[str, Any]:
         "completed_at": iso(req.completed_at) if req.completed_at else None,
         "partial": req.partial,
         "power_of_attorney": req.power_of_attorney,
+        "access_scope": req.access_scope if req.kind == "access" else None,
+        "data_points": req.data_points,
+        "declared": req.declared_at is not None,
+        "needs": still_needed(req),
     }
+
+
+def still_needed(req: PrivacyRequest) -> str | None:
+    """What a verified requester still has to give (R47), in words; None when nothing."""
+    if req.state != State.REQUIRES_INPUT.value or req.identity_verified_at is None:
+        return None
+    return certainty.needed(req.kind, req.regime, req.access_scope).explain()

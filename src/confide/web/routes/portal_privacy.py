@@ -42,7 +42,7 @@ KINDS = {
 STATES = {
     "received": "Received",
     "identity_unverified": "Awaiting identity check",
-    "requires_input": "Awaiting agent's authorisation",
+    "requires_input": "Awaiting the requester",
     "pending": "Needs your decision",
     "approved": "Approved",
     "in_processing": "In progress",
@@ -113,11 +113,21 @@ def _row(item: dict[str, Any], organisations: dict[str, str]) -> dict[str, Any]:
     return {
         **item,
         "kind_label": KINDS.get(item["kind"], item["kind"]),
-        "state_label": STATES.get(item["state"], item["state"]),
+        "state_label": _state_label(item),
         "received": _at(item["received_at"]),
         "due": _at(item["due_at"]),
         "organisation": organisations.get(item["organisation_id"], ""),
     }
+
+
+def _state_label(item: dict[str, Any]) -> str:
+    """``requires_input`` waits for an agent's authorisation, or (after the code) for more
+    proof of identity (R47): say which."""
+    if item["state"] == "requires_input":
+        if item.get("needs"):
+            return "Awaiting more proof of identity"
+        return "Awaiting agent's authorisation"
+    return STATES.get(item["state"], str(item["state"]))
 
 
 async def _organisations(ctx: AppContext, principal: Principal) -> dict[str, str]:

@@ -22,7 +22,7 @@ from confide.chat.views import iso
 from confide.errors import Forbidden, InvalidInput
 from confide.privacy.lifecycle import State
 from confide.privacy.models import PrivacyRequest
-from confide.privacy.service import RECEIVED, Intake
+from confide.privacy.service import RECEIVED, Intake, still_needed
 from confide.web.context import AppContext
 from confide.web.deps import CsrfPrincipal, Ctx, CurrentPrincipal
 from confide.web.throttle import limited
@@ -78,6 +78,24 @@ class RequestIn(BaseModel):
     #: An authorised agent's written designation: name, full contact details and mandate.
     agent_designation: str | None = Field(default=None, max_length=DESIGNATION_LIMIT)
     power_of_attorney: bool = False
+    #: Access: a copy of the ``specific`` pieces (default) or the ``categories`` of data.
+    access_scope: Literal["specific", "categories"] | None = None
+    #: Details that help prove who you are (CCPA: a copy needs 3 matching details and the
+    #: signed declaration; categories, deletion and correction need 2).
+    name: str | None = Field(default=None, max_length=200)
+    postcode: str | None = Field(default=None, max_length=12)
+    #: You sign ``confide.privacy.certainty.DECLARATION`` with the name given.
+    declaration: bool = False
+
+
+class IdentityIn(BaseModel):
+    """More details from a verified requester whose details did not yet match enough."""
+
+    model_config = {"extra": "forbid"}
+    name: str | None = Field(default=None, max_length=200)
+    postcode: str | None = Field(default=None, max_length=12)
+    declaration: bool = False
+    access_scope: Literal["specific", "categories"] | None = None
 
 
 class ReceivedOut(BaseModel):
@@ -107,6 +125,8 @@ class DenyIn(ReasonIn):
 class StateOut(BaseModel):
     id: str
     state: str
+    #: When the state is ``requires_input`` after the code: what is still needed, in words.
+    needs: str | None = None
 
 
 class RequestOut(BaseModel):
@@ -135,6 +155,13 @@ class RequestOut(BaseModel):
     completed_at: str | None
     partial: bool
     power_of_attorney: bool
+    #: Access requests: ``specific`` or ``categories``.
+    access_scope: str | None = None
+    #: How many details matched what is held, once the code was right (R47).
+    data_points: int | None = None
+    #: Whether the requester signed the declaration.
+    declared: bool = False
+    needs: str | None = None
 
 
 class EventOut(BaseModel):
@@ -188,6 +215,10 @@ async def make_request(ctx: Ctx, organisation_id: str, body: RequestIn) -> Recei
         agent_designation=body.agent_designation or None,
         power_of_attorney=body.power_of_attorney,
         channel="agent" if agent else "api",
+        access_scope=body.access_scope,
+        name=body.name or None,
+        postcode=body.postcode or None,
+        declaration=body.declaration,
     )
     req = await submit(ctx, organisation_id, intake)
     return ReceivedOut(id=req.id, state=req.state, message=RECEIVED, due_at=iso(req.due_at))
@@ -200,7 +231,27 @@ async def make_request(ctx: Ctx, organisation_id: str, body: RequestIn) -> Recei
 )
 async def verify_request(ctx: Ctx, request_id: str, body: CodeIn) -> StateOut:
     req = await ctx.privacy.verify(request_id, body.code)
-    return StateOut(id=req.id, state=req.state)
+    return _state(req)
+
+
+@router.post(
+    "/privacy/requests/{request_id}/identity",
+    summary="Add details that prove who you are (after the code)",
+    dependencies=[limited("privacy_code")],
+)
+async def add_identity(ctx: Ctx, request_id: str, body: IdentityIn) -> StateOut:
+    req = await ctx.privacy.add_identity_details(
+        request_id,
+        name=body.name or None,
+        postcode=body.postcode or None,
+        declaration=body.declaration,
+        access_scope=body.access_scope,
+    )
+    return _state(req)
+
+
+def _state(req: PrivacyRequest) -> StateOut:
+    return StateOut(id=req.id, state=req.state, needs=still_needed(req))
 
 
 # ---- the client's staff and our admins -------------------------------------------------------

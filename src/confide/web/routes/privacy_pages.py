@@ -33,11 +33,12 @@ from confide.accounts.models import Organisation
 from confide.clock import utcnow
 from confide.errors import ConfideError, InvalidInput, NotFound
 from confide.ids import new_secret
+from confide.privacy import certainty
 from confide.privacy.fulfil import CORRECTABLE
 from confide.privacy.lifecycle import KINDS
 from confide.privacy.models import PrivacyRequest
 from confide.privacy.notify import COMPLAINT_ROUTE
-from confide.privacy.service import RECEIVED, Intake
+from confide.privacy.service import RECEIVED, Intake, still_needed
 from confide.storage.scope import Scope
 from confide.web.context import AppContext
 from confide.web.deps import Ctx, tokens_match
@@ -96,6 +97,7 @@ DONE = {
     "resent": "If we hold information linked to the details you gave, a new code is on its way. "
     "Only the newest code works.",
     "designation": "Thank you, we have the agent's written authorisation.",
+    "identity": "Thank you, we have your details.",
 }
 #: Service messages → the form field they are about (for the error summary's links).
 _FIELD_OF = (
@@ -105,6 +107,9 @@ _FIELD_OF = (
     ("That phone", "phone"),
     ("Say what to correct", "details"),
     ("Give the agent", "agent_designation"),
+    ("Sign the declaration", "name"),
+    ("Name is limited", "name"),
+    ("Postcode", "postcode"),
 )
 
 
@@ -126,7 +131,9 @@ def _render(
     request: Request, ctx: AppContext, template: str, context: dict[str, Any], status: int = 200
 ) -> Response:
     token = _token(request)
-    context.update(csrf_token=token, complaint_route=COMPLAINT_ROUTE)
+    context.update(
+        csrf_token=token, complaint_route=COMPLAINT_ROUTE, declaration=certainty.DECLARATION
+    )
     response = _page(request, template, context, status)
     response.headers["Referrer-Policy"] = "no-referrer"  # the address is the requester's key
     response.set_cookie(
@@ -165,6 +172,10 @@ class RequestForm(BaseModel):
     agent: bool = False
     agent_designation: str = Field(default="", max_length=FORM_LIMIT)
     power_of_attorney: bool = False
+    access_scope: str = Field(default="specific", max_length=20)
+    name: str = Field(default="", max_length=FORM_LIMIT)
+    postcode: str = Field(default="", max_length=FORM_LIMIT)
+    declaration: bool = False
 
     def problems(self) -> dict[str, str]:
         """What is missing or too long, by field in the page's order (the rest is the
@@ -184,6 +195,8 @@ class RequestForm(BaseModel):
             out["phone"] = "That phone number is too long."
         if self.agent and len(self.agent_designation) > DESIGNATION_LIMIT:
             out["agent_designation"] = f"Keep this under {DESIGNATION_LIMIT:,} characters."
+        if self.california and self.declaration and not self.name.strip():
+            out["name"] = "Sign the declaration with your full name."
         return out
 
     def intake(self) -> Intake:
@@ -196,6 +209,11 @@ class RequestForm(BaseModel):
             agent_designation=(self.agent_designation.strip() or None) if self.agent else None,
             power_of_attorney=self.agent and self.power_of_attorney,
             channel="agent" if self.agent else "form",
+            # The extra proof is California's (certainty.py): not asked for otherwise.
+            access_scope=self.access_scope if self.california and self.kind == "access" else None,
+            name=(self.name.strip() or None) if self.california else None,
+            postcode=(self.postcode.strip() or None) if self.california else None,
+            declaration=self.california and self.declaration,
         )
 
 
@@ -300,6 +318,9 @@ class PublicRequest:
     extension_reason: str | None
     decision_reason: str | None
     partial: bool
+    access_scope: str = "specific"
+    #: After the code, what is still needed to be sure (R47), in words.
+    needs: str | None = None
 
 
 async def public_request(ctx: AppContext, request_id: str) -> PublicRequest:
@@ -316,13 +337,15 @@ async def public_request(ctx: AppContext, request_id: str) -> PublicRequest:
         organisation=org.name if org else "the business",
         kind=req.kind,
         regime=req.regime,
-        phase=PHASES.get(req.state, "delayed"),
+        phase="more" if still_needed(req) else PHASES.get(req.state, "delayed"),
         received=req.received_at,
         due=req.extended_due_at or req.due_at,
         extended=req.extended_due_at is not None,
         extension_reason=req.extension_reason,
         decision_reason=req.decision_reason,
         partial=req.partial,
+        access_scope=req.access_scope,
+        needs=still_needed(req),
     )
 
 
@@ -420,6 +443,37 @@ async def resend(
     return await _act(
         request, ctx, request_id, csrf_token, step, lambda: ctx.privacy.resend_code(request_id)
     )
+
+
+@router.post(
+    "/requests/{request_id}/identity",
+    response_class=HTMLResponse,
+    dependencies=[limited("privacy_code")],
+)
+async def identity(
+    request: Request,
+    ctx: Ctx,
+    request_id: str,
+    csrf_token: FormText = "",
+    name: FormText = "",
+    postcode: FormText = "",
+    declaration: Annotated[bool, Form()] = False,
+    access_scope: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    """More proof of identity after the code (R47), or an access request narrowed to the
+    categories of data."""
+    step = ("name", "identity")
+
+    def add() -> Awaitable[object]:
+        return ctx.privacy.add_identity_details(
+            request_id,
+            name=name.strip() or None,
+            postcode=postcode.strip() or None,
+            declaration=declaration,
+            access_scope=access_scope or None,
+        )
+
+    return await _act(request, ctx, request_id, csrf_token, step, add)
 
 
 @router.post(
@@ -595,8 +649,58 @@ def _record(noun: str, n: int, row: dict[str, Any]) -> Record:
     return Record(f"{noun} {n}", when, facts, refs, parts)
 
 
+#: The data map's categories (R50) in the words a person reads.
+CATEGORY_WORDS = {
+    "user.name": "your name",
+    "user.contact": "contact details",
+    "user.contact.email": "email address",
+    "user.contact.phone_number": "phone number",
+    "user.contact.address.street": "street address",
+    "user.contact.address.city": "town or city",
+    "user.contact.address.postal_code": "postcode",
+    "user.contact.address.country": "country",
+    "user.content.message": "what was said in chats",
+    "user.content.enquiry": "messages left when nobody was online",
+    "user.content.request": "what you asked for in a privacy request",
+    "user.content.review": "your rating and comment of a chat",
+    "user.preference.vehicle": "vehicles you were interested in",
+    "user.device.browser": "browser and operating system",
+    "user.device.cookie_id": "a cookie identifier (per website)",
+    "user.device.ip_address": "a shortened network address",
+    "user.device.token": "a chat session token",
+    "user.location.country": "country (from the network address)",
+    "user.location.region": "region (from the network address)",
+    "user.location.city": "town (from the network address)",
+    "user.pseudonym": "a pseudonymous visitor label",
+}
+
+
+def categories_view(package: dict[str, Any]) -> list[dict[str, Any]]:
+    """A request for the categories of data: per kind of record, how many and what kinds."""
+    held: dict[str, dict[str, Any]] = package["categories"]
+    names = [n for n in STORES if n in held] + sorted(n for n in held if n not in STORES)
+    return [
+        {
+            "title": STORES.get(name, (_label(name), "", ""))[0],
+            "records": held[name]["records"],
+            "kinds": [CATEGORY_WORDS.get(c, c) for c in held[name]["categories"]],
+        }
+        for name in names
+    ]
+
+
 def package_view(package: dict[str, Any]) -> dict[str, Any]:
     """The access package for the readable page: every store a section, in a sensible order."""
+    if "categories" in package:
+        manifest = package["manifest"]
+        return {
+            "organisation": manifest.get("organisation") or "the business",
+            "generated": _text(manifest.get("generated_at")),
+            "request": manifest.get("request"),
+            "format": manifest.get("format"),
+            "sections": [],
+            "categories": categories_view(package),
+        }
     data: dict[str, list[dict[str, Any]]] = package["data"]
     names = [n for n in STORES if n in data] + sorted(n for n in data if n not in STORES)
     sections = []
