@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import select
 
 import confide.clock
+from confide.audit.log import AuditLog
 from confide.chat.models import Message
 from confide.clock import FrozenClock, utcnow
 from confide.delivery.models import OutboxJob
@@ -875,6 +876,9 @@ def test_categories_under_ccpa_need_two_details_and_show_no_values(
             dumped = repr(package)
             for value in (sub.email, sub.name, sub.phone, sub.words):
                 assert value not in dumped  # the kinds of data, not the data
+            trail = await AuditLog(w.ctx.db).trail(Scope.system(), limit=5)
+            download = next(e for e in trail if e["action"] == "privacy_request.export_download")
+            assert (download["subject_ref"], download["actor_role"]) == (req.id, "data_subject")
         finally:
             await w.ctx.stop()
 
@@ -900,6 +904,75 @@ def test_a_ccpa_deletion_needs_two_details_and_gdpr_the_code(
 
             gdpr = await svc.submit(w.org_id, Intake("deletion", email=sub.email))
             assert (await svc.verify(gdpr.id, mailed_code(smtp, sub.email))).state == "pending"
+        finally:
+            await w.ctx.stop()
+
+    run(go())
+
+
+def test_the_code_proves_only_the_person_it_was_sent_to(database_url: str, smtp: SmtpSink) -> None:
+    """Alice gives her email and Bob's phone: the code to her email proves Alice, not Bob; her
+    export holds nothing of his and her erasure leaves him whole."""
+
+    async def go() -> None:
+        w = await build_world(database_url, smtp)
+        try:
+            alice = await seed_subject(w, lead=False)
+            bob = await seed_subject(w, lead=False)
+            svc = w.ctx.privacy
+            for kind in ("access", "deletion"):
+                intake = Intake(kind, email=alice.email, phone=bob.phone)
+                req = await svc.submit(w.org_id, intake)
+                assert mails_to(smtp, bob.email) == []  # nothing goes to Bob either
+                verified = await svc.verify(req.id, mailed_code(smtp, alice.email))
+                assert verified.person_ids == [alice.person_id]
+                assert bob.actor.visitor_id not in verified.visitor_ids
+                await svc.approve(w.client, req.id)
+                if kind == "access":
+                    link = re.search(r"token=([\w-]+)", mails_to(smtp, alice.email)[-1])
+                    assert link is not None
+                    package = await svc.export_package(req.id, link.group(1))
+                    dumped = repr(package)
+                    assert alice.email in dumped
+                    for value in (bob.email, bob.name, bob.words):
+                        assert value not in dumped
+            assert await count(w, Person, Person.id == alice.person_id) == 0
+            assert await count(w, Person, Person.id == bob.person_id) == 1
+        finally:
+            await w.ctx.stop()
+
+    run(go())
+
+
+def test_a_correction_that_cannot_be_applied_fails_visibly(
+    database_url: str, smtp: SmtpSink
+) -> None:
+    """An invalid new value is refused when the request is made; one valid where the request
+    was made but not for the person's site (a US ZIP code for a UK dealer's customer) leaves the
+    request in ``error`` with the reason, not stuck as approved."""
+
+    async def go() -> None:
+        w = await build_world(database_url, smtp)
+        try:
+            sub = await seed_subject(w, lead=False)
+            svc = w.ctx.privacy
+            with pytest.raises(InvalidInput, match="phone number is not valid"):
+                await svc.submit(
+                    w.org_id, Intake("correction", email=sub.email, details="phone: 123")
+                )
+            intake = Intake(
+                "correction",
+                email=sub.email,
+                details="postcode: 90210",
+                regime="ccpa",
+                name=sub.name,
+            )
+            req = await svc.submit(w.org_id, intake)
+            assert (await svc.verify(req.id, mailed_code(smtp, sub.email))).state == "pending"
+            failed = await svc.approve(w.client, req.id)
+            assert failed.state == "error"
+            shown = await svc.detail(w.client, req.id)
+            assert "not a UK postcode" in shown["events"][-1]["note"]
         finally:
             await w.ctx.stop()
 

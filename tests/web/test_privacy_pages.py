@@ -416,6 +416,24 @@ def test_an_agent_sends_the_authorisation_afterwards(
     assert RECEIVED in after.text
 
 
+def test_the_client_is_told_a_power_of_attorney_request_is_unconfirmed(
+    world: World, public: httpx.Client, people: People, on_file: str
+) -> None:
+    request_id = make_request(
+        public,
+        world,
+        kind="access",
+        email=KNOWN,
+        agent="true",
+        power_of_attorney="true",
+        agent_designation="Eve Attorney, 2 Low St, York, eve@law.example: power of attorney",
+    )
+    page = people.client.get(f"/portal/privacy/{request_id}")
+    assert page.status_code == 200
+    assert "The person has not confirmed this request themselves" in page.text
+    assert "The person has confirmed it is them" not in page.text
+
+
 def test_an_opt_out_is_applied_at_once(world: World, public: httpx.Client) -> None:
     request_id = make_request(public, world, kind="opt_out", email=UNKNOWN)
     page = public.get(f"/privacy/requests/{request_id}")
@@ -475,6 +493,11 @@ def test_the_api_takes_requests_and_decisions(
         json={"kind": "correction", "email": KNOWN, "details": "wrong"},
     )
     assert bad.status_code == 422 and "field: new value" in bad.json()["detail"]
+    assert bad.json()["code"] == "invalid_input"
+    opted = httpx.post(
+        f"{base}/api/privacy/{world.org_a}/requests", json={"kind": "opt_out", "email": KNOWN}
+    )
+    assert opted.json()["state"] == "complete" and "opt-out is applied" in opted.json()["message"]
     unknown = httpx.post(
         f"{base}/api/privacy/{'y' * 22}/requests", json={"kind": "access", "email": KNOWN}
     )

@@ -25,7 +25,7 @@ from confide.audit import log as audit
 from confide.chat.models import ChatIdentifier
 from confide.chat.views import iso
 from confide.clock import utcnow
-from confide.errors import Forbidden, InvalidInput, InvalidState, NotFound
+from confide.errors import ConfideError, Forbidden, InvalidInput, InvalidState, NotFound
 from confide.ids import new_id
 from confide.leads import fields
 from confide.leads.models import Person
@@ -108,7 +108,9 @@ class PrivacyService:
         if not email and not phone:
             raise InvalidInput("Give the email address or phone number you used with us.")
         if kind == "correction":
-            fulfil.parse_correction(intake.details or "")  # a clear error now, not after review
+            # A clear error now, not after review: the new value is checked as the field is.
+            key, value = fulfil.parse_correction(intake.details or "")
+            fields.contact({key: value}, region)
         scope = certainty.check_scope(kind, intake.access_scope)
         facts = certainty.clean_facts(intake.name, intake.postcode)
         if intake.declaration and not facts.name:
@@ -258,8 +260,9 @@ class PrivacyService:
             # only to contact details we hold for the person, never to the address just typed:
             # a false "power of attorney" must not buy someone else's data.
             await self._to(s, req, State.PENDING, None, "power of attorney recorded: for review")
-            _channel, to = await self._on_file(s, req, intake, email, phone)
+            channel, to = await self._on_file(s, req, intake, email, phone)
             req.contact = self.db.vault.seal(req.id, req.organisation_id, to)
+            await self._keep_proven(s, req, channel, to)
             return None
         await self._to(
             s, req, State.IDENTITY_UNVERIFIED, None, "code sent if the identity is on file"
@@ -310,6 +313,41 @@ class PrivacyService:
         emails = [p.email for p in persons if p.email]
         return ("email", emails[0]) if emails and correcting != "email" else (None, None)
 
+    async def _keep_proven(
+        self, s: AsyncSession, req: PrivacyRequest, channel: str | None, to: str | None
+    ) -> None:
+        """Narrow the request to the people the code's address or number leads to.
+
+        A request may give an email and a phone that belong to two different people; the code
+        proves only the one it was sent to. Without this, Alice's email and Bob's phone would
+        bring Bob's chats into Alice's export, or erase him.
+        """
+        index = self.db.vault.blind_index(channel, to) if channel and to else None
+        if index is None:
+            req.person_ids, req.visitor_ids = [], []
+            return
+        org_id = req.organisation_id
+        typed = set(
+            await s.scalars(
+                select(ChatIdentifier.visitor_id).where(
+                    ChatIdentifier.organisation_id == org_id, ChatIdentifier.blind_index == index
+                )
+            )
+        )
+        held = Person.email_index if channel == "email" else Person.phone_index
+        conditions = [held == index]
+        if typed:
+            conditions.append(Person.visitor_id.in_(typed))
+        persons = await s.scalars(
+            select(Person.id).where(
+                Person.organisation_id == org_id,
+                Person.id.in_(list(req.person_ids or [])),
+                or_(*conditions),
+            )
+        )
+        req.person_ids = sorted(set(persons))
+        req.visitor_ids = sorted(typed & set(req.visitor_ids or []))
+
     def _hash(self, request_id: str, code: str) -> str:
         return hmac.new(request_id.encode(), code.encode(), hashlib.sha256).hexdigest()
 
@@ -342,6 +380,7 @@ class PrivacyService:
                 raise wrong
             row.used_at = now
             req.identity_verified_at = now
+            await self._keep_proven(s, req, row.channel, req.contact)
             note = f"identity verified by {row.channel} code"
             facts = certainty.Facts.loads(req.identity_facts)
             auto = await self._decide_certainty(s, req, row.channel, facts, note)
@@ -370,13 +409,14 @@ class PrivacyService:
         )
         declared = req.declared_at is not None
         if not need.met(req.data_points, declared):
-            short = f"{note}; {req.data_points} matching detail(s), needs {need.explain()}"
+            short = f"{note}; {req.data_points} matching, needs {need.explain()}"
             if req.state == State.REQUIRES_INPUT.value:
                 await self._event(s, req, req.state, State.REQUIRES_INPUT, None, short)
             else:
                 await self._to(s, req, State.REQUIRES_INPUT, None, short)
             return False
-        await self._to(s, req, State.PENDING, None, f"{note}; {req.data_points} detail(s) match")
+        matched = f"{req.data_points} matching detail{'s' if req.data_points != 1 else ''}"
+        await self._to(s, req, State.PENDING, None, f"{note}; {matched}")
         org = await s.get(Organisation, req.organisation_id)
         auto = org is not None and org.privacy_auto_approve
         if auto:
@@ -603,6 +643,23 @@ class PrivacyService:
     # --- fulfilment -----------------------------------------------------------------------------
 
     async def _fulfil(self, request_id: str, actor: str | None) -> None:
+        """Carry the request out; a failure leaves it in ``error`` with the reason (the queue's
+        "Failed" filter), never stuck as approved and looking busy."""
+        try:
+            await self._carry_out_now(request_id, actor)
+        except (ConfideError, ValueError) as exc:
+            message = exc.message if isinstance(exc, ConfideError) else str(exc)
+            async with self.db.session(Scope.system()) as s:
+                req = await s.get(PrivacyRequest, request_id)
+                assert req is not None
+                if req.state == State.APPROVED.value:
+                    await self._to(s, req, State.IN_PROCESSING, actor, "processing")
+                if req.state == State.IN_PROCESSING.value:
+                    await self._to(
+                        s, req, State.ERROR, actor, f"could not be carried out: {message}"
+                    )
+
+    async def _carry_out_now(self, request_id: str, actor: str | None) -> None:
         now = utcnow()
         async with self.db.session(Scope.system()) as s:
             req = await s.get(PrivacyRequest, request_id)
@@ -780,6 +837,16 @@ class PrivacyService:
             "stores": {name: len(rows) for name, rows in data.items()},
             "disclosures": "see stores.outbox (deliveries) and leads[].onward_transfers",
         }
+        # Handing the package over is a read of personal data like any other (R39).
+        await audit.AuditLog(self.db).record(
+            audit.Actor(None, "data_subject"),
+            "privacy_request.export_download",
+            organisation_id=req.organisation_id,
+            subject_kind="request",
+            subject_ref=req.id,
+            fields=sorted(name for name, rows in data.items() if rows),
+            purpose=f"access request: {req.access_scope} (the person's own download)",
+        )
         if req.access_scope == "categories":
             # The kinds of data held, store by store, without a single value (R47).
             manifest["disclosures"] = "see categories.outbox and categories.leads"

@@ -36,7 +36,7 @@ from confide.logs import AccessLog
 from confide.tracking.events import MAX_BODY_BYTES
 from confide.tracking.service import Request as TrackedRequest
 from confide.web.context import AppContext
-from confide.web.errors import status_for
+from confide.web.errors import http_code, status_for
 from confide.web.routes import tracking
 from confide.web.security import SecurityHeaders
 
@@ -78,7 +78,7 @@ class BeaconDispatch:
             return  # the client left before its body arrived: nobody to answer
         except ConfideError as exc:
             status, headers = status_for(exc), []
-            body = orjson.dumps({"detail": exc.message, "code": exc.code})
+            body = orjson.dumps({"detail": exc.message, "code": http_code(exc)})
         start = [(b"content-length", str(len(body)).encode())]
         if body:
             start.append(_JSON)

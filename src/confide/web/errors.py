@@ -89,10 +89,16 @@ def _reason(err: Any) -> str:
     return f"{where}: {err['msg']}" if where else str(err["msg"])
 
 
+def http_code(exc: ConfideError) -> str:
+    """The error's code for an HTTP answer: the protocol's ``bad_frame`` (a frame the socket
+    could not use) reads as ``invalid_input`` over HTTP, where there are no frames."""
+    return "invalid_input" if exc.code == "bad_frame" else exc.code
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ConfideError)
     async def _domain(request: Request, exc: ConfideError) -> Response:
-        response = _render(request, status_for(exc), exc.message, exc.code)
+        response = _render(request, status_for(exc), exc.message, http_code(exc))
         if isinstance(exc, RateLimited) and exc.retry_after_s:
             response.headers["Retry-After"] = str(exc.retry_after_s)
         return response

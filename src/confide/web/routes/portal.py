@@ -32,7 +32,7 @@ from confide.sites.models import Site
 from confide.tracking.aggregates import MAX_RANGE_DAYS
 from confide.web import charts
 from confide.web.deps import Ctx
-from confide.web.errors import TITLES, status_for
+from confide.web.errors import TITLES, http_code, status_for
 from confide.web.routes.console import _page, _signed_in
 from confide.web.signin_redirect import to_sign_in
 
@@ -370,7 +370,7 @@ def _error(
     """The error as a page (the console's error card, with a way back) or as JSON."""
     status = status_for(exc)
     if not html:
-        return JSONResponse({"detail": exc.message, "code": exc.code}, status_code=status)
+        return JSONResponse({"detail": exc.message, "code": http_code(exc)}, status_code=status)
     response: Response = request.app.state.templates.TemplateResponse(
         request,
         "portal/error.html",

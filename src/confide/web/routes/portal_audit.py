@@ -58,8 +58,12 @@ def _row(entry: dict[str, Any], people: dict[str, str]) -> dict[str, Any]:
         "when": datetime.fromisoformat(entry["at"]),
         "who": people.get(entry["actor_id"] or "", "Confide (system)")
         if entry["actor_id"]
-        else "Confide (system)",
+        else _WITHOUT_ACCOUNT.get(entry["actor_role"], "Confide (system)"),
     }
+
+
+#: Who acted without an account: the person the data is about, or our own tasks.
+_WITHOUT_ACCOUNT = {"visitor": "The visitor", "data_subject": "The person (by their link)"}
 
 
 @router.get("/audit", response_class=HTMLResponse)

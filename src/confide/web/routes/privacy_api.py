@@ -20,7 +20,7 @@ from confide.accounts.models import Role
 from confide.accounts.principal import Principal
 from confide.chat.views import iso
 from confide.errors import Forbidden, InvalidInput
-from confide.privacy.lifecycle import State
+from confide.privacy.lifecycle import UNVERIFIED_KINDS, State
 from confide.privacy.models import PrivacyRequest
 from confide.privacy.service import RECEIVED, Intake, still_needed
 from confide.web.context import AppContext
@@ -221,7 +221,12 @@ async def make_request(ctx: Ctx, organisation_id: str, body: RequestIn) -> Recei
         declaration=body.declaration,
     )
     req = await submit(ctx, organisation_id, intake)
-    return ReceivedOut(id=req.id, state=req.state, message=RECEIVED, due_at=iso(req.due_at))
+    message = OPTED_OUT if req.kind in UNVERIFIED_KINDS else RECEIVED
+    return ReceivedOut(id=req.id, state=req.state, message=message, due_at=iso(req.due_at))
+
+
+#: An opt-out needs no code and is applied before the answer (CCPA §7026).
+OPTED_OUT = "Thank you. Your opt-out is applied: your personal information is not sold or shared."
 
 
 @router.post(
