@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     #: Write every email as a .eml file into this folder instead of sending it (`confide demo`:
     #: verification codes and leads can be read without a mail server). Empty: SMTP.
     mail_dir: str = ""
+    #: Text messages (codes to a phone on file): POSTed as JSON {to, text} to this SMS gateway,
+    #: with the token as a bearer token (privacy/texts.py). Empty: written to ``mail_dir`` if
+    #: set, else no texts (an email on file is used for codes).
+    sms_webhook_url: str = ""
+    sms_webhook_token: str = ""
     #: The in-process delivery worker (off when separate `confide worker` processes run).
     worker: bool = True
     worker_poll_s: float = Field(default=1.0, gt=0.0)

@@ -43,6 +43,8 @@ class Received:
     at: int
     status: int
     dropped: bool
+    #: Every header, names in lower case.
+    headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def stored(self) -> bool:
@@ -169,6 +171,7 @@ class Receiver:
                     at=int(time.time()),
                     status=reply.status,
                     dropped=reply.drop,
+                    headers=tuple(headers.items()),
                 )
             )
             self._inflight[key] += 1

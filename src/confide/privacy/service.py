@@ -40,6 +40,7 @@ from confide.privacy.lifecycle import (
 )
 from confide.privacy.models import ErasureTask, PrivacyRequest, RequestEvent, VerificationCode
 from confide.privacy.notify import COMPLAINT_ROUTE, Mailer, acknowledgement
+from confide.privacy.texts import Texter
 from confide.settings import Settings
 from confide.storage.engine import Database
 from confide.storage.scope import Scope
@@ -89,9 +90,18 @@ class PrivacyService:
         self.db = db
         self.settings = settings
         self.mailer = mailer or Mailer(settings)
-        #: Texting is outside our control (an SMS provider); tests pass a fake.
-        self.sms: SmsSender = sms or (lambda _to, _text: None)
+        #: Texting is outside our control (an SMS provider, texts.py); tests pass a fake.
+        self._texter = Texter(settings)
+        self.sms: SmsSender = sms or self._texter
         self.on_enqueued = on_enqueued
+
+    async def drain_texts(self) -> None:
+        await self._texter.drain()
+
+    @property
+    def can_text(self) -> bool:
+        """Whether a code can go by text at all (else an email on file is used)."""
+        return self.sms is not self._texter or self._texter.configured
 
     # --- intake -------------------------------------------------------------------------------
 
@@ -151,7 +161,7 @@ class PrivacyService:
             org_name = org.name
         if email:
             await self._acknowledge(req, email, org_name)
-        else:
+        elif self.can_text:
             # By phone: a number we hold gets the code by text, which says how it works and
             # when we answer; we text no number we do not hold (the answer on screen is the
             # acknowledgement then).
@@ -277,6 +287,31 @@ class PrivacyService:
         return self._issue_code(s, req, channel, to)
 
     async def _on_file(
+        self,
+        s: AsyncSession,
+        req: PrivacyRequest,
+        intake: Intake,
+        email: str | None,
+        phone: str | None,
+    ) -> tuple[str | None, str | None]:
+        """:meth:`_reachable`, by email when no text can be sent (no SMS gateway set)."""
+        channel, to = await self._reachable(s, req, intake, email, phone)
+        if channel != "phone" or self.can_text:
+            return channel, to
+        correcting = (
+            fulfil.parse_correction(intake.details or "")[0] if req.kind == "correction" else None
+        )
+        if correcting == "email":
+            return None, None  # never verified by the email being corrected
+        persons = list(await s.scalars(select(Person).where(Person.id.in_(req.person_ids))))
+        emails = [
+            p.email
+            for p in persons
+            if p.email and p.phone_index == self.db.vault.blind_index("phone", to)
+        ]
+        return ("email", emails[0]) if emails else (None, None)
+
+    async def _reachable(
         self,
         s: AsyncSession,
         req: PrivacyRequest,

@@ -144,6 +144,7 @@ class AppContext:
         await self.tracking.writer.stop()
         await self.writer.stop()
         await self.chat.settle()
+        await self.privacy.drain_texts()
         await self.broker.stop()
         await self.db.dispose()
 
