@@ -206,6 +206,24 @@ def test_consent_is_given_and_withdrawn_with_one_click_each_and_survives_a_reloa
     assert visitor.errors == []
 
 
+def test_the_consent_question_comes_into_view_in_a_long_chat(
+    visitor_page: Callable[..., Watched], demo: Demo, console: Console, online: None
+) -> None:
+    """Asked after the transcript scrolls: the card is scrolled to, and the transcript still
+    follows the messages after it (it once stayed put, hiding both)."""
+    visitor = visitor_page()
+    frame, cid = start_chat(visitor, demo, "Question 1 about the Golf")
+    for n in range(2, 13):
+        send(frame, f"Question {n} about the Golf")
+    expect(frame.locator("#msgs .visitor .tick").nth(11)).to_have_text("Sent")
+    ask_consent(console, cid)
+    card = frame.get_by_role("group", name="Sharing your details")
+    expect(card.get_by_role("button", name="Yes, share my details")).to_be_in_viewport()
+    send(frame, "And one more after the question")
+    expect(frame.locator("#msgs .bubble", has_text="one more after")).to_be_in_viewport()
+    assert visitor.errors == []
+
+
 def test_declining_keeps_the_chat_working_and_card_numbers_are_masked(
     visitor_page: Callable[..., Watched], demo: Demo, console: Console, online: None
 ) -> None:

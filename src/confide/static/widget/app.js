@@ -834,6 +834,11 @@ function renderConsent() {
   if (url) $("consent-policy").href = url;
   if (!asking) setText($("consent-state"), CONSENT_LINES[c.answer]());
   $("consent-withdraw").hidden = c.answer !== "granted";
+  // A question waiting for an answer is what the visitor must see, wherever they had scrolled.
+  if (asking && card.dataset.shown !== c.request.id) {
+    card.dataset.shown = c.request.id;
+    requestAnimationFrame(() => card.scrollIntoView({ block: "nearest" }));
+  }
   // The button just pressed went away: keep the keyboard in the card.
   if (hadFocus && !card.contains(document.activeElement)) $(asking ? "consent-yes" : "consent-done").focus();
 }
@@ -1429,7 +1434,10 @@ function wire() {
   });
   // The log shrinks or grows when the typing row, a notice, the confirm bar or a longer draft
   // comes and goes, and when the hidden iframe is shown: stay on the latest message throughout.
-  new ResizeObserver(pinToBottom).observe(log);
+  // So does its content: a message, or the consent card appearing or changing (Chrome's scroll
+  // anchoring is off for the log, app.css: it would move the view and unpin it).
+  const follow = new ResizeObserver(pinToBottom);
+  for (const el of [log, $("msgs"), $("consent")]) follow.observe(el);
   box.addEventListener("input", () => onDraft(false));
   box.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
