@@ -206,6 +206,32 @@ def test_withdrawal_stops_undelivered_leads_and_is_recorded(db: str) -> None:
     run(db, body)
 
 
+def test_consent_can_be_withdrawn_after_the_chat_closed(db: str) -> None:
+    """The consent text promises "at any time": a closed chat takes no new line, but the
+    withdrawal is recorded and stops what was not delivered yet."""
+
+    async def body(w: World) -> None:
+        actor, conv = await _chat(w)
+        await _details(w, conv)
+        await w.ctx.leads.request_consent(w.operator, conv)
+        await _answer(w, actor, conv, "granted")
+        lead = await w.ctx.leads.create_lead(w.operator, conv, purpose="finance")
+        await w.ctx.chat.close(w.operator, await w.ctx.chat.authorise(w.operator, conv))
+        await _answer(w, actor, conv, "withdrawn")
+        assert (await w.ctx.leads.consent_state(conv)).answer == "withdrawn"
+        async with w.ctx.db.session(Scope.system(), read_only=True) as s:
+            stored = await s.get(Lead, lead.id)
+            record = await s.scalar(
+                select(ConsentRecord).where(
+                    ConsentRecord.conversation_id == conv, ConsentRecord.answer == "withdrawn"
+                )
+            )
+        assert stored is not None and stored.delivery_state == "withdrawn"
+        assert record is not None and record.message_seq is None
+
+    run(db, body)
+
+
 def test_consent_evidence_is_immutable_in_the_database(db: str) -> None:
     async def body(w: World) -> None:
         actor, conv = await _chat(w)

@@ -295,6 +295,8 @@ class LeadService:
             current = await consent_state_of(s, ref.id)
             site = await s.get(Site, ref.site_id)
             assert site is not None
+            now_in = await s.scalar(select(Conversation.state).where(Conversation.id == ref.id))
+            closed = now_in == "closed"
         if answer == "withdrawn" and not current.granted:
             raise InvalidState("There is no consent to withdraw.")
         if answer != "withdrawn" and current.request_id != request_id:
@@ -302,7 +304,12 @@ class LeadService:
         if answer == current.answer and current.request_id == request_id:
             return current  # a resend of the same answer after a reconnect: idempotent
         line = consent_rules.ANSWER_LINES[answer].replace("{site}", site.name)
-        stored = await self.chat.post_system(ref, f"consent-a-{request_id}-{answer}", line)
+        seq: int | None = None
+        # "You can withdraw this at any time": a closed chat takes no new line, so there the
+        # record below is the evidence on its own.
+        if not (answer == "withdrawn" and closed):
+            stored = await self.chat.post_system(ref, f"consent-a-{request_id}-{answer}", line)
+            seq = stored.seq
         now = utcnow()
         queued = False
         async with self.db.session(Scope.system()) as s:
@@ -323,7 +330,7 @@ class LeadService:
                 answer=answer,
                 policy_version=req.policy_version,
                 language=language[:16],
-                message_seq=stored.seq,
+                message_seq=seq,
                 ip_truncated=ip_truncated,
                 user_agent=user_agent[:80] if user_agent else None,
                 answered_at=now,
