@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from confide.testing import LiveServer
@@ -214,6 +215,34 @@ def test_closing_a_chat_removes_it_from_my_chats(
     expect(mine).to_have_count(0)
     expect(pane.locator('[data-slot="locked"]')).to_contain_text("closed")
     assert_clean(op, visitor)
+
+
+def test_an_enquiry_is_answered_by_email_or_phone_not_in_the_chat(
+    operator_page: Callable[..., Watched], demo: Demo
+) -> None:
+    """Left while nobody was online, the visitor is not in a chat: after Accept the console says
+    how to answer and offers no reply box (a reply there would reach nobody)."""
+    sent = httpx.post(
+        f"{demo.server.url}/api/widget/enquiry",
+        headers={"Origin": HOST},
+        json={
+            "site": demo.key,
+            "host": HOST,
+            "name": "Owen Offline",
+            "contact": "owen@example.org",
+            "message": "Call me about the Polo #enquiry",
+        },
+    )
+    assert sent.status_code == 201, sent.text
+    op = operator_page()
+    page = op.page
+    waiting_item(page, "#enquiry").locator(".conv-item").click()
+    pane = open_pane(page)
+    pane.get_by_role("button", name="Accept chat").click()
+    expect(pane).to_contain_text("You took this enquiry. Answer the visitor by email or phone.")
+    expect(pane.locator('[data-slot="locked"]')).to_contain_text("answer them by email or phone")
+    expect(pane.locator('[data-slot="row"]')).to_be_hidden()
+    assert_clean(op)
 
 
 def test_phone_stacks_the_list_and_the_pane(

@@ -240,6 +240,10 @@ export class Pane {
     if (state === "unknown") lockText = "Loading…";
     else if (state === "waiting") lockText = "Accept this chat to reply.";
     else if (state === "closed") lockText = "This chat is closed. The visitor can start a new one from the website.";
+    else if (d?.source === "enquiry") {
+      // Left while nobody was online: the visitor is not in a chat, so a reply here reaches nobody.
+      lockText = "The visitor left this enquiry while nobody was online and is not in a chat: answer them by email or phone (Contact, above), then close it.";
+    }
     else if (!canReply) lockText = op ? `${op.name} is handling this chat.` : "You cannot reply to this chat.";
     locked.hidden = !lockText;
     setText(locked, lockText);

@@ -270,7 +270,13 @@ function onConversation(f) {
     }
     if (beforeState && beforeState !== conv.state) {
       if (conv.state === "active" && store.isMine(record)) {
-        pane.notice("You accepted this chat. The visitor can see your replies now.", "success");
+        const enquiry = conv.source === "enquiry";
+        pane.notice(
+          enquiry
+            ? "You took this enquiry. Answer the visitor by email or phone."
+            : "You accepted this chat. The visitor can see your replies now.",
+          "success",
+        );
         // The Accept button that had focus disappears: move focus to the composer once rendered.
         if (conv.id === activeId) focusAfterRender = conv.id;
       } else if (conv.state === "active") {
