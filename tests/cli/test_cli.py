@@ -773,6 +773,14 @@ def test_demo_seed_is_idempotent(tmp_path: Path) -> None:
 
     sites = dict(run_service(url, origins))
     assert set(sites) == {first.site_key, first.east_site_key}  # Main Street and Eastside, once
+
+    async def destinations(ctx):  # type: ignore[no-untyped-def]
+        from confide.storage.scope import Scope
+
+        return [d["target"] for d in await ctx.delivery_admin.list_destinations(Scope.admin())]
+
+    # Leads go somewhere a new user can read them: an email in the demo's mail folder, once.
+    assert run_service(url, destinations) == ["sales@demo-motors.example"]
     for allowed in sites.values():
         assert {"http://localhost:8000", "http://localhost:9000", "http://127.0.0.1:9000"} <= set(
             allowed

@@ -18,6 +18,8 @@ OPERATOR_PASSWORD = "demo-operator-pass"  # noqa: S105 (a demo login, printed on
 #: A member of the dealership's own staff: sees Demo Motors' leads and reports in the portal.
 CLIENT_EMAIL = "manager@demo.confide.dev"
 CLIENT_PASSWORD = "demo-manager-pass"  # noqa: S105 (a demo login, printed on start)
+#: Where Demo Motors' leads go (an email destination): written to the demo's mail folder.
+LEADS_EMAIL = "sales@demo-motors.example"
 GREETING = "Hi! Looking for your next car? Ask us anything — a real person will answer."
 
 
@@ -58,6 +60,15 @@ async def seed_demo(ctx: AppContext, base_url: str, port: int) -> Seeded:
         manager = await s.scalar(select(User).where(User.email == CLIENT_EMAIL))
     if org is None:
         org = await ctx.accounts.create_organisation(DEMO_ORG)
+        # Where the demo's leads go: an email with the ADF attachment, in the demo's mail folder.
+        await ctx.delivery_admin.add_destination(
+            Scope.system(),
+            organisation_id=org.id,
+            kind="email",
+            target=LEADS_EMAIL,
+            name="Sales inbox",
+            region="UK",
+        )
     if site is None:
         site = await ctx.sites.create_site(
             organisation_id=org.id, name=DEMO_SITE, origins=sorted(origins), greeting=GREETING

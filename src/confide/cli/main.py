@@ -117,7 +117,7 @@ def demo(
     unless CONFIDE_MAIL_DIR or an SMTP relay (CONFIDE_SMTP_HOST) is configured."""
     import os
 
-    from confide.cli.demo import seed_demo
+    from confide.cli.demo import LEADS_EMAIL, seed_demo
     from confide.cli.runtime import check_database_url, ensure_port_free, migrate_db, run_server
 
     check_database_url(database_url)
@@ -143,6 +143,7 @@ def demo(
         f"  Database             : {database_url}\n"
         + (
             f"  Emails               : written to {mail_dir}/ (no mail server needed)\n"
+            f"  Leads emailed to     : {LEADS_EMAIL} (with the ADF file for dealer CRMs)\n"
             if mail_dir
             else ""
         )
