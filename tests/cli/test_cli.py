@@ -209,6 +209,11 @@ JOBS: dict[str, list[Step]] = {
         Step(f"user create --email late@acme.example --name Late --role operator {PW}"),
         Step("user assign --email LATE@acme.example --site {site}"),
     ],
+    # A client user stays within their organisation, whichever command assigns the site.
+    "client-assign-other": [
+        Step(f"user create --email inside@acme.example --name In --role client {PW} --org {{org}}"),
+        Step("user assign --email inside@acme.example --site {other_site}"),
+    ],
     # A refused --site must not leave a half-created user behind: the retry succeeds.
     "fail-then-retry": [
         Step(f"user create --email half@acme.example --name Half --role client {PW}"
@@ -575,6 +580,15 @@ def test_failed_user_create_stores_nothing(outcomes: dict[str, Outcome]) -> None
     assert failed.returncode != 0
     assert "only be assigned their own sites" in failed.stderr
     assert retry.returncode == 0, retry.stderr
+
+
+def test_a_client_user_is_not_assigned_another_organisations_site(
+    outcomes: dict[str, Outcome],
+) -> None:
+    made, assigned = outcomes["client-assign-other"].results
+    assert made.returncode == 0, made.stderr
+    assert assigned.returncode != 0 and "Assigned" not in assigned.stdout
+    assert "only be assigned their own sites" in assigned.stderr
 
 
 def test_database_url_errors_never_echo_the_password(outcomes: dict[str, Outcome]) -> None:

@@ -112,8 +112,11 @@ class AccountService:
 
     async def assign_site(self, user_id: str, site_id: str) -> None:
         async with self.db.session(Scope.system()) as s:
-            if await s.get(User, user_id) is None or await s.get(Site, site_id) is None:
+            user, site = await s.get(User, user_id), await s.get(Site, site_id)
+            if user is None or site is None:
                 raise NotFound("No such user or site.")
+            if user.role == Role.CLIENT.value and site.organisation_id != user.organisation_id:
+                raise InvalidInput("A client user can only be assigned their own sites.")
             exists = await s.scalar(
                 select(SiteAssignment.id).where(
                     SiteAssignment.user_id == user_id, SiteAssignment.site_id == site_id
