@@ -186,6 +186,10 @@ def test_details_from_chat_consent_and_a_delivered_lead(
     lead.get_by_label("Name", exact=True).fill("Sam Example")
     lead.get_by_role("button", name="Save details").click()
     expect(lead.locator('[data-lslot="details-msg"]')).to_have_text("Details saved.")
+    # The chat is named after the visitor now: header, list and their lines in the transcript.
+    expect(pane.locator('[data-slot="visitor"]')).to_have_text("Sam Example")
+    expect(pane.locator(".msg-visitor .msg-author").first).to_have_text("Sam Example")
+    expect(page.locator("#mine-list .conv-li", has_text="Sam Example")).to_be_visible()
     lead.get_by_text("Change history").click()
     history = lead.locator(".lp-change")
     expect(history).to_have_count(3)

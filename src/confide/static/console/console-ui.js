@@ -204,6 +204,10 @@ export class Pane {
     setText(slot(this.root, "site"), record.siteLabel || "Unknown site");
     slot(this.root, "site").title = record.siteName;
     setText(slot(this.root, "visitor"), record.visitorName);
+    const named = d?.visitor?.name;
+    if (named) {
+      for (const who of this.root.querySelectorAll(".msg-visitor .msg-author")) setText(who, named);
+    }
     const state = record.state;
     const badge = slot(this.root, "state");
     badge.className = `state-badge state-${state}`;
@@ -417,7 +421,8 @@ function kbd(text) {
 
 function authorLabel(m, record) {
   const role = m.author?.role;
-  if (role === "visitor") return m.author?.name || record.visitorName;
+  // The name the operator saved wins over the pseudonym the message was sent under.
+  if (role === "visitor") return record.data?.visitor?.name || m.author?.name || record.visitorName;
   if (role === "agent") return m.author?.name || "Agent";
   return "";
 }
