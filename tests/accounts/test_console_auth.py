@@ -271,6 +271,7 @@ def test_five_wrong_passwords_lock_the_account(browser: httpx.Client, lockable: 
     locked = _sign_in(browser, lockable.email, lockable.password)
     assert locked.status_code == 429
     assert "try again later" in _error(locked).lower()
+    assert "15 minutes" in _error(locked)  # how long, from the setting
     assert not _set_cookies(locked, "confide_session")
     assert browser.get("/api/me").status_code == 401
 

@@ -93,8 +93,11 @@ async def login(
         return again(error="Your sign-in form expired. Please try again.", status=403)
     try:
         signed_in = await ctx.accounts.sign_in(email, password)
-    except LockedOut as exc:
-        return again(error=exc.message, status=429)
+    except LockedOut:
+        # The period, not the time left: the same words for an address without an account.
+        minutes = ctx.settings.lockout_minutes
+        wait = f"Too many failed sign-in attempts. Try again later (in {minutes} minutes)."
+        return again(error=wait, status=429)
     except AuthenticationFailed as exc:
         return again(error=exc.message, status=401)
     response = RedirectResponse(after_sign_in(signed_in.principal, next), status_code=303)
