@@ -557,6 +557,9 @@ def test_an_agents_code_goes_to_the_person_on_file(database_url: str, smtp: Smtp
             by_text = [to for to, _ in texts] == [sub.phone]
             by_mail = any("Your code" in body for body in mails_to(smtp, sub.email))
             assert by_text != by_mail  # exactly one channel, and one the person holds
+            # The person confirms the agent too: the code says who claims to act for them.
+            told = texts[0][1] if by_text else mails_to(smtp, sub.email)[-1]
+            assert "Ann Agent, 1 High St, Leeds" in told and "agent" in told.lower()
         finally:
             await w.ctx.stop()
 
@@ -973,6 +976,25 @@ def test_a_correction_that_cannot_be_applied_fails_visibly(
             assert failed.state == "error"
             shown = await svc.detail(w.client, req.id)
             assert "not a UK postcode" in shown["events"][-1]["note"]
+        finally:
+            await w.ctx.stop()
+
+    run(go())
+
+
+def test_an_agents_code_by_email_names_the_agent(database_url: str, smtp: SmtpSink) -> None:
+    async def go() -> None:
+        w = await build_world(database_url, smtp)
+        try:
+            sub = await seed_subject(w, lead=False)
+            designation = "Ben Broker, 9 Mill Lane, York, ben@brokers.example: signed mandate"
+            await w.ctx.privacy.submit(
+                w.org_id,
+                Intake("deletion", email=sub.email, channel="agent", agent_designation=designation),
+            )
+            code_mail = next(b for b in reversed(mails_to(smtp, sub.email)) if "Your code" in b)
+            assert designation in code_mail
+            assert "only if you asked them to act for you" in code_mail
         finally:
             await w.ctx.stop()
 

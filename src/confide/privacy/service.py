@@ -284,7 +284,7 @@ class PrivacyService:
             return None  # nothing on file to send a code to: the same silence as no match
         # Results go only to the verified, on-file address (never to one just typed).
         req.contact = self.db.vault.seal(req.id, req.organisation_id, to)
-        return self._issue_code(s, req, channel, to)
+        return self._issue_code(s, req, channel, to, intake.agent_designation)
 
     async def _on_file(
         self,
@@ -515,7 +515,8 @@ class PrivacyService:
             contact = req.contact  # the verified, on-file channel chosen at intake
             if not contact:
                 return
-            code = self._issue_code(s, req, "email" if "@" in contact else "phone", contact)
+            channel = "email" if "@" in contact else "phone"
+            code = self._issue_code(s, req, channel, contact, req.agent_designation)
         if code:
             await self._send_code(contact, request_id, code)
 
@@ -523,21 +524,37 @@ class PrivacyService:
         """The one-time code by email: what it is for, where to enter it, how long it lasts."""
         base = (self.settings.public_url or self.settings.email_link_base).rstrip("/")
         page = f"{base}/privacy/requests/{request_id}" if base else None
-        body = "\n".join(
-            [
-                f"Your code: {code}",
+        lines = [
+            f"Your code: {code}",
+            "",
+            "Enter it on your privacy request page within 10 minutes"
+            + (f":\n{page}" if page else "."),
+            "",
+            "If you did not ask us about your data, ignore this email: nothing happens "
+            "without the code.",
+        ]
+        req = await self._load(request_id)
+        if req.channel == "agent":
+            # The person confirms the agent, not just the request: they must know who it is.
+            designation = (req.agent_designation or "").strip()[:600]
+            lines[4:] = [
+                "An authorised agent made this request on your behalf. What they sent us about "
+                "themselves and their authority:",
                 "",
-                "Enter it on your privacy request page within 10 minutes"
-                + (f":\n{page}" if page else "."),
+                f"  {designation}" if designation else "  (nothing yet)",
                 "",
-                "If you did not ask us about your data, ignore this email: nothing happens "
-                "without the code.",
+                "Give the code to the agent, or enter it yourself, only if you asked them to "
+                "act for you. If you did not, ignore this email: nothing happens without the code.",
             ]
-        )
-        await self.mailer.send(to, "Your privacy request code", body)
+        await self.mailer.send(to, "Your privacy request code", "\n".join(lines))
 
     def _issue_code(
-        self, s: AsyncSession, req: PrivacyRequest, channel: str, to: str
+        self,
+        s: AsyncSession,
+        req: PrivacyRequest,
+        channel: str,
+        to: str,
+        designation: str | None = None,
     ) -> str | None:
         """A one-time code for ``to``: texted at once to a phone; for an email, returned for the
         caller to send after the commit (None when it went by text)."""
@@ -555,10 +572,14 @@ class PrivacyService:
         if channel == "phone":
             # The text is the acknowledgement too (R45): how to use the code, when we answer.
             due = (req.extended_due_at or req.due_at).date().isoformat()
+            agent = ""
+            if req.channel == "agent":
+                who = " ".join((designation or "").split())[:80]
+                agent = f"An agent asked about your data for you ({who}); only if you asked them: "
             self.sms(
                 to,
-                f"Your privacy request code: {code}. Enter it on the request page within 10 "
-                f"minutes; we answer by {due} at the latest.",
+                f"{agent}Your privacy request code: {code}. Enter it on the request page within "
+                f"10 minutes; we answer by {due} at the latest.",
             )
             return None
         return code
@@ -586,7 +607,7 @@ class PrivacyService:
                 channel, to = await self._on_file(s, req, intake, email, None if email else typed)
                 if channel is not None and to is not None:
                     req.contact = self.db.vault.seal(req.id, req.organisation_id, to)
-                    code = self._issue_code(s, req, channel, to)
+                    code = self._issue_code(s, req, channel, to, text)
         if code and to and "@" in to:
             await self._send_code(to, request_id, code)
         return await self._load(request_id)
