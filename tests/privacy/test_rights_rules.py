@@ -20,14 +20,14 @@ from confide.audit.log import AuditLog
 from confide.chat.models import Message
 from confide.clock import FrozenClock, utcnow
 from confide.delivery.models import OutboxJob
-from confide.errors import Forbidden, InvalidInput, InvalidState, NotFound
+from confide.errors import Forbidden, InvalidInput, InvalidState, NotFound, RateLimited
 from confide.ids import new_id
 from confide.leads.models import Lead, Person, PersonChange
 from confide.privacy import deadlines
 from confide.privacy.lifecycle import State, move
 from confide.privacy.models import ErasureTask, LegalHold, VerificationCode
 from confide.privacy.notify import COMPLAINT_ROUTE
-from confide.privacy.service import CODE_TTL, MAX_ATTEMPTS, Intake
+from confide.privacy.service import CODE_TTL, MAX_ATTEMPTS, MAX_RESENDS, Intake
 from confide.storage.scope import Scope
 from confide.testing import free_port
 from tests.leads.helpers import SmtpSink
@@ -995,6 +995,26 @@ def test_an_agents_code_by_email_names_the_agent(database_url: str, smtp: SmtpSi
             code_mail = next(b for b in reversed(mails_to(smtp, sub.email)) if "Your code" in b)
             assert designation in code_mail
             assert "only if you asked them to act for you" in code_mail
+        finally:
+            await w.ctx.stop()
+
+    run(go())
+
+
+def test_codes_stop_after_a_few_resends_known_or_not(database_url: str, smtp: SmtpSink) -> None:
+    async def go() -> None:
+        w = await build_world(database_url, smtp)
+        try:
+            sub = await seed_subject(w, lead=False)
+            svc = w.ctx.privacy
+            for email in (sub.email, _unknown()):
+                req = await svc.submit(w.org_id, Intake("access", email=email))
+                for _ in range(MAX_RESENDS):
+                    await svc.resend_code(req.id)
+                with pytest.raises(RateLimited, match="make a new request"):
+                    await svc.resend_code(req.id)
+            sent = [b for b in mails_to(smtp, sub.email) if "Your code" in b]
+            assert len(sent) == 1 + MAX_RESENDS
         finally:
             await w.ctx.stop()
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from confide.accounts.models import Organisation, Role, User
@@ -25,7 +25,14 @@ from confide.audit import log as audit
 from confide.chat.models import ChatIdentifier
 from confide.chat.views import iso
 from confide.clock import utcnow
-from confide.errors import ConfideError, Forbidden, InvalidInput, InvalidState, NotFound
+from confide.errors import (
+    ConfideError,
+    Forbidden,
+    InvalidInput,
+    InvalidState,
+    NotFound,
+    RateLimited,
+)
 from confide.ids import new_id
 from confide.leads import fields
 from confide.leads.models import Person
@@ -47,6 +54,9 @@ from confide.storage.scope import Scope
 
 CODE_TTL = timedelta(minutes=10)
 MAX_ATTEMPTS = 5
+#: New codes one request may ask for (each sent to the same on-file address).
+MAX_RESENDS = 5
+RESENT = "a new code was asked for"
 EXPORT_TTL = timedelta(days=7)
 #: The same words whether or not we hold data about the requester (no probing, policy 7.1).
 RECEIVED = (
@@ -505,7 +515,19 @@ class PrivacyService:
             req = await s.get(PrivacyRequest, request_id)
             if req is None:
                 raise NotFound("No such request.")
-            if req.state != State.IDENTITY_UNVERIFIED.value or not _matched(req):
+            if req.state != State.IDENTITY_UNVERIFIED.value:
+                return
+            # Counted whether or not anyone matched (the cap must not tell), so one request
+            # cannot fill someone's inbox with codes.
+            asked = await s.scalar(
+                select(func.count())
+                .select_from(RequestEvent)
+                .where(RequestEvent.request_id == request_id, RequestEvent.note == RESENT)
+            )
+            if int(asked or 0) >= MAX_RESENDS:
+                raise RateLimited("No more codes for this request: make a new request.")
+            await self._event(s, req, req.state, State(req.state), None, RESENT)
+            if not _matched(req):
                 return  # the same silence as for an identity we do not hold
             await s.execute(
                 VerificationCode.__table__.update()  # type: ignore[attr-defined]
@@ -851,9 +873,12 @@ class PrivacyService:
         if token:
             base = (self.settings.public_url or self.settings.email_link_base).rstrip("/")
             link = f"{base}/privacy/requests/{req.id}/export?token={token}"
+            kinds = req.access_scope == "categories"
+            what = "list of the kinds of information" if kinds else "copy of the information"
             return (
-                "Your copy of the information we hold is ready. Download it (JSON, or add "
-                f"&format=html for a readable page) within 7 days:\n\n{link}\n"
+                f"Your {what} we hold is ready. Download it within 7 days (JSON, to keep or "
+                f"give to another service):\n\n{link}\n\n"
+                f"Or read it in your browser:\n{link}&format=html\n"
             )
         note = "Your request has been carried out."
         if req.partial:
