@@ -370,6 +370,7 @@ HTTP_MATRIX: list[tuple[str, str, str, int]] = [
     ("client_a", "POST", "/api/privacy/{unknown}/requests", 404),  # public
     ("client_a", "POST", "/api/privacy/requests/{unknown}/verify", 404),  # public
     ("client_a", "POST", "/api/privacy/requests/{unknown}/identity", 404),  # public
+    ("client_a", "POST", "/api/privacy/requests/{unknown}/cancel", 404),  # public
     ("operator_a", "GET", "/api/privacy/requests/{privacy_b}", 403),  # operators never decide
     ("operator_a", "GET", "/api/conversations/{conv_b}/lead-panel", 404),
     ("operator_a", "GET", "/api/leads/{lead_b}", 404),

@@ -1019,3 +1019,44 @@ def test_codes_stop_after_a_few_resends_known_or_not(database_url: str, smtp: Sm
             await w.ctx.stop()
 
     run(go())
+
+
+def test_the_person_cancels_and_the_client_closes_what_failed(
+    database_url: str, smtp: SmtpSink
+) -> None:
+    async def go() -> None:
+        w = await build_world(database_url, smtp)
+        try:
+            sub = await seed_subject(w, lead=False)
+            svc = w.ctx.privacy
+            req = await svc.submit(w.org_id, Intake("deletion", email=sub.email))
+            await svc.verify(req.id, mailed_code(smtp, sub.email))
+            cancelled = await svc.cancel(req.id)
+            assert cancelled.state == "canceled" and cancelled.contact is None
+            with pytest.raises(InvalidState):
+                await svc.approve(w.client, req.id)
+            with pytest.raises(InvalidState):
+                await svc.cancel(req.id)  # once
+            assert await count(w, Person, Person.id == sub.person_id) == 1  # nothing was done
+
+            intake = Intake(
+                "correction",
+                email=sub.email,
+                details="postcode: 90210",
+                regime="ccpa",
+                name=sub.name,
+            )
+            failing = await svc.submit(w.org_id, intake)
+            with pytest.raises(InvalidState, match="Only a request that failed"):
+                await svc.cancel(failing.id, w.client)
+            await svc.verify(failing.id, mailed_code(smtp, sub.email))
+            assert (await svc.approve(w.client, failing.id)).state == "error"
+            with pytest.raises(InvalidState, match="already being carried out"):
+                await svc.cancel(failing.id)  # the person can no longer withdraw it
+            with pytest.raises(Forbidden):
+                await svc.cancel(failing.id, w.operator)
+            assert (await svc.cancel(failing.id, w.client)).state == "canceled"
+        finally:
+            await w.ctx.stop()
+
+    run(go())

@@ -434,6 +434,55 @@ def test_the_client_is_told_a_power_of_attorney_request_is_unconfirmed(
     assert "The person has confirmed it is them" not in page.text
 
 
+def test_the_person_cancels_their_request_from_its_page_or_the_api(
+    world: World, public: httpx.Client, on_file: str, live_server: LiveServer
+) -> None:
+    request_id = make_request(public, world, kind="deletion", email=KNOWN)
+    page = public.get(f"/privacy/requests/{request_id}")
+    assert "Cancel this request" in page.text
+    cancelled = act(public, request_id, "cancel")
+    assert cancelled.status_code == 303
+    after = public.get(cancelled.headers["location"])
+    assert "Your request is cancelled." in after.text and "This request was cancelled" in after.text
+    assert "Cancel this request" not in after.text
+    again = public.post(f"/api/privacy/requests/{request_id}/cancel")
+    assert again.status_code == 409, again.text
+
+    sent = httpx.post(
+        f"{live_server.url}/api/privacy/{world.org_a}/requests",
+        json={"kind": "access", "email": UNKNOWN},
+    )
+    by_api = httpx.post(f"{live_server.url}/api/privacy/requests/{sent.json()['id']}/cancel")
+    assert by_api.json()["state"] == "canceled"
+
+
+def test_the_client_sees_a_failed_request_and_closes_it(
+    world: World, public: httpx.Client, people: People, on_file: str, smtp: SmtpSink
+) -> None:
+    sent = public.post(
+        f"/api/privacy/{world.org_a}/requests",
+        json={
+            "kind": "correction",
+            "email": KNOWN,
+            "regime": "ccpa",
+            "name": "Kim Known",
+            "details": "postcode: 90210",  # a US ZIP code, for a UK dealer's customer
+        },
+    )
+    request_id = sent.json()["id"]
+    verified = public.post(
+        f"/api/privacy/requests/{request_id}/verify", json={"code": code_for(smtp, KNOWN)}
+    )
+    assert verified.json()["state"] == "pending"
+    approved = decide(people, request_id, "approve")
+    assert approved.headers["location"].endswith("?done=failed")
+    page = people.client.get(approved.headers["location"])
+    assert "could not be carried out" in page.text and "not a UK postcode" in page.text
+    closed = decide(people, request_id, "close")
+    assert closed.status_code == 303
+    assert "Cancelled" in people.client.get(closed.headers["location"]).text
+
+
 def test_an_opt_out_is_applied_at_once(world: World, public: httpx.Client) -> None:
     request_id = make_request(public, world, kind="opt_out", email=UNKNOWN)
     page = public.get(f"/privacy/requests/{request_id}")

@@ -669,6 +669,28 @@ class PrivacyService:
         )
         return await self._load(request_id)
 
+    async def cancel(self, request_id: str, principal: Principal | None = None) -> PrivacyRequest:
+        """Withdrawn by the person (from their request's page) before it is carried out, or
+        closed by the client's staff when it failed and will not be tried again. Nothing more
+        is done with it and its personal data is cleared, as for any ended request."""
+        scope = principal.scope if principal else Scope.system()
+        async with self.db.session(scope) as s:
+            if principal is not None:
+                req = await self._reviewable(s, principal, request_id)
+                if req.state != State.ERROR.value:
+                    raise InvalidState("Only a request that failed is closed this way: refuse it.")
+            else:
+                found = await s.get(PrivacyRequest, request_id)
+                if found is None:
+                    raise NotFound("No such request.")
+                req = found
+                if req.state in (State.IN_PROCESSING.value, State.ERROR.value):
+                    raise InvalidState("This request is already being carried out.")
+            by = "by the client's staff" if principal else "by the person who made it"
+            await self._to(s, req, State.CANCELED, principal.user_id if principal else None, by)
+            self._clear(req)
+        return await self._load(request_id)
+
     async def extend(self, principal: Principal, request_id: str, reason: str) -> PrivacyRequest:
         self._decider(principal)
         reason = (reason or "").strip()

@@ -62,6 +62,8 @@ DONE = {
     "person is told, once the recipients of their leads have been sent the erasure notice.",
     "denied": "Refused. The person has been sent your reason and how to complain.",
     "extended": "Deadline extended. The person has been told why and the new date.",
+    "failed": "Approved, but it could not be carried out: the reason is in the history below.",
+    "closed": "Closed. Nothing more will be done with this request.",
 }
 #: The erasure certificate in words: what each store is, how it was erased, the outcome.
 STORES = {
@@ -198,6 +200,7 @@ def _detail_view(found: dict[str, Any], principal: Principal) -> dict[str, Any]:
         denial_basis_label=DENIAL_BASES.get(found.get("denial_basis") or "", ""),
         can_approve=state is State.PENDING,
         can_deny=state in DENIABLE,
+        can_close=state is State.ERROR,
         can_extend=state not in TERMINAL and not found["extended"],
         effect=EFFECTS.get(found["kind"], ""),
         tasks=[_task(t) for t in found["tasks"]],
@@ -278,12 +281,18 @@ async def _decide(
         return await _detail_page(
             request, ctx, session, request_id, error=(action, EXPIRED), form=typed, status=403
         )
-    done = {"approve": "approved", "deny": "denied", "extend": "extended"}[action]
+    done = {"approve": "approved", "deny": "denied", "extend": "extended", "close": "closed"}[
+        action
+    ]
     try:
         if action == "approve":
             approved = await ctx.privacy.approve(principal, request_id)
-            if approved.state != State.COMPLETE.value:
+            if approved.state == State.ERROR.value:
+                done = "failed"
+            elif approved.state != State.COMPLETE.value:
                 done = "processing"  # waiting for the erasure notices (R51)
+        elif action == "close":
+            await ctx.privacy.cancel(request_id, principal)
         elif action == "deny":
             await ctx.privacy.deny(principal, request_id, reason, basis or None)
         else:
@@ -320,3 +329,9 @@ async def extend(
     request: Request, ctx: Ctx, request_id: str, csrf_token: FormText = "", reason: FormText = ""
 ) -> Response:
     return await _decide(request, ctx, request_id, "extend", csrf_token, reason)
+
+
+@router.post("/privacy/{request_id}/close", response_class=HTMLResponse)
+async def close(request: Request, ctx: Ctx, request_id: str, csrf_token: FormText = "") -> Response:
+    """A request that failed and will not be tried again: closed, its personal data cleared."""
+    return await _decide(request, ctx, request_id, "close", csrf_token, "")

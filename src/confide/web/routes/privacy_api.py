@@ -255,6 +255,15 @@ async def add_identity(ctx: Ctx, request_id: str, body: IdentityIn) -> StateOut:
     return _state(req)
 
 
+@router.post(
+    "/privacy/requests/{request_id}/cancel",
+    summary="Cancel your request before it is carried out (public)",
+    dependencies=[limited("privacy_code")],
+)
+async def cancel_request(ctx: Ctx, request_id: str) -> StateOut:
+    return _state(await ctx.privacy.cancel(request_id))
+
+
 def _state(req: PrivacyRequest) -> StateOut:
     return StateOut(id=req.id, state=req.state, needs=still_needed(req))
 

@@ -98,6 +98,7 @@ DONE = {
     "Only the newest code works.",
     "designation": "Thank you, we have the agent's written authorisation.",
     "identity": "Thank you, we have your details.",
+    "cancelled": "Your request is cancelled.",
 }
 #: Service messages → the form field they are about (for the error summary's links).
 _FIELD_OF = (
@@ -474,6 +475,21 @@ async def identity(
         )
 
     return await _act(request, ctx, request_id, csrf_token, step, add)
+
+
+@router.post(
+    "/requests/{request_id}/cancel",
+    response_class=HTMLResponse,
+    dependencies=[limited("privacy_code")],
+)
+async def cancel(
+    request: Request, ctx: Ctx, request_id: str, csrf_token: FormText = ""
+) -> Response:
+    """The person withdraws their request before it is carried out."""
+    step = ("", "cancelled")
+    return await _act(
+        request, ctx, request_id, csrf_token, step, lambda: ctx.privacy.cancel(request_id)
+    )
 
 
 @router.post(
