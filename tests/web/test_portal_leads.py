@@ -27,7 +27,7 @@ import pytest
 
 from confide.leads.consent import DEFAULT_TEXT
 from confide.testing import LiveServer, ws_connect
-from confide.web.routes.portal_leads import vehicle_text
+from confide.web.routes.portal_leads import trade_in_text, vehicle_text
 from tests.chat.helpers import Peer, client_id
 from tests.conftest import ORIGIN_A, World
 from tests.leads.helpers import Console
@@ -454,3 +454,7 @@ def test_vehicle_text() -> None:
     )
     assert vehicle_text({"make": "Ford", "status": "used"}) == "Ford (used)"
     assert vehicle_text({"status": "new"}) == "new"
+    assert trade_in_text({"year": "2015", "make": "Ford", "model": "Fiesta"}) == (
+        "Part-exchange: 2015 Ford Fiesta"
+    )
+    assert trade_in_text(None) == ""

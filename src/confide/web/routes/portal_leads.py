@@ -71,6 +71,12 @@ def vehicle_text(car: dict[str, Any] | None) -> str:
     return name or str(car.get("status") or "")
 
 
+def trade_in_text(car: dict[str, Any] | None) -> str:
+    """A valuation lead names no car to buy: the list shows the one to part-exchange."""
+    text = vehicle_text(car)
+    return f"Part-exchange: {text}" if text else ""
+
+
 @dataclass(frozen=True)
 class LeadRow:
     id: str
@@ -99,7 +105,7 @@ def lead_row(lead: dict[str, Any], organisations: dict[str, str]) -> LeadRow:
         name=person.get("name") or "",
         email=person.get("email") or "",
         phone=person.get("phone") or "",
-        vehicle=vehicle_text(lead["vehicle"]),
+        vehicle=vehicle_text(lead["vehicle"]) or trade_in_text(lead.get("trade_in")),
         status=lead["status"],
         gpc=bool(lead["sale_share_opt_out"]),
     )
