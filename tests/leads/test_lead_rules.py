@@ -366,6 +366,9 @@ def test_enquiry_form_with_consent_becomes_a_released_lead(db: str) -> None:
             consent_text=None,
         )
         assert held is not None and held.delivery_state == "awaiting_consent"
+        # The visitor is not in a chat: a question there would wait for ever.
+        with pytest.raises(InvalidState, match="not in a chat"):
+            await w.ctx.leads.request_consent(w.operator, unticked.id)
 
     run(db, body)
 

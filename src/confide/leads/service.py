@@ -251,6 +251,11 @@ class LeadService:
             site, conv = await _site_and_conversation(s, ref)
             if conv.state == "closed":
                 raise InvalidState("The chat is closed: the visitor cannot answer.")
+            if conv.source == "enquiry":
+                raise InvalidState(
+                    "The visitor left an enquiry and is not in a chat: they cannot answer here. "
+                    "Their consent comes from the enquiry form's box, or ask them by email or phone."
+                )
             req = ConsentRequest(
                 id=new_id(),
                 organisation_id=conv.organisation_id,
