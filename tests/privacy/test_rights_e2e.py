@@ -481,6 +481,8 @@ def test_deletion_leaves_no_trace_but_the_request_record(
                 assert by_store[store].state == "done", store
             assert by_store["keys"].rows >= 1 and by_store["keys"].method == "crypto-shred"
             assert by_store["conversations"].rows > 0 and by_store["persons"].rows > 0
+            # Each store counts its own rows: the browser's identifier too, not 0 (it went).
+            assert by_store["browsers"].rows == 1 and by_store["behaviour"].rows > 0
 
             # The destination that received the lead is told to erase it too (Art. 19).
             dest = w.destination_ids[0]

@@ -28,9 +28,6 @@ async def _erase(s: AsyncSession, subject: Subject) -> int:
         await s.execute(delete(PageView).where(PageView.visit_id.in_(subject.visit_ids)))
     ).rowcount or 0  # type: ignore[attr-defined]
     n += (await s.execute(delete(Visit).where(Visit.id.in_(subject.visit_ids)))).rowcount or 0  # type: ignore[attr-defined]
-    n += (
-        await s.execute(delete(SiteVisitor).where(SiteVisitor.id.in_(subject.site_visitor_ids)))
-    ).rowcount or 0  # type: ignore[attr-defined]
     return int(n)
 
 
@@ -41,9 +38,13 @@ async def _export_browsers(s: AsyncSession, subject: Subject) -> list[dict[str, 
     return rows
 
 
-async def _no_erase(s: AsyncSession, subject: Subject) -> int:
-    return 0  # site_visitors are erased with the visits above
+async def _erase_browsers(s: AsyncSession, subject: Subject) -> int:
+    """After the visits (order 31 > 30): the certificate counts each store's own rows."""
+    deleted = await s.execute(
+        delete(SiteVisitor).where(SiteVisitor.id.in_(subject.site_visitor_ids))
+    )
+    return int(deleted.rowcount or 0)  # type: ignore[attr-defined]
 
 
 register(Store("behaviour", ("visits", "page_views"), _export, _erase, order=30))
-register(Store("browsers", ("site_visitors",), _export_browsers, _no_erase, order=31))
+register(Store("browsers", ("site_visitors",), _export_browsers, _erase_browsers, order=31))

@@ -70,6 +70,7 @@ STORES = {
     "outbox": "Deliveries not yet made",
     "leads": "Leads and onward transfers",
     "consent_records": "Consent records",
+    "chat_identifiers": "Emails and phone numbers typed in chats (look-up keys)",
     "conversations": "Chats and messages",
     "behaviour": "Visits and pages viewed",
     "browsers": "Browser identifiers",
