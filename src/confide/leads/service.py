@@ -254,7 +254,7 @@ class LeadService:
             if conv.source == "enquiry":
                 raise InvalidState(
                     "The visitor left an enquiry and is not in a chat: they cannot answer here. "
-                    "Their consent comes from the enquiry form's box, or ask them by email or phone."
+                    "Their consent comes from the enquiry form's box, or ask by email or phone."
                 )
             req = ConsentRequest(
                 id=new_id(),
