@@ -121,7 +121,8 @@ def dealers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dealers]:
             )
 
         main = create(MAIN_NAME, [HOST, f"http://localhost:{port}"], "opt-in")
-        east = create(EAST_NAME, [f"http://127.0.0.1:{port}"], "notice")
+        # Eastside also on localhost: two sites of one group on one domain (the same-host test).
+        east = create(EAST_NAME, [f"http://127.0.0.1:{port}", f"http://localhost:{port}"], "notice")
         rule = {"path": "/demo/east*", "seconds": INVITE_SECONDS, "text": INVITE_TEXT}
         server.service(lambda ctx: ctx.sites.configure(east.id, invite_rules=[rule]))
         operator = server.create_user("operator", sites=[main.id, east.id], name=OPERATOR_NAME)
@@ -206,11 +207,16 @@ class Visitor:
         self.page.wait_for_function("window.Confide && window.Confide._loaded === true")
         return chat_frame(self.page, not_this=old)
 
-    def cookies(self, name: str = "_cfv") -> list[dict[str, Any]]:
-        return [c for c in self.context.cookies() if c["name"] == name]
+    def cookies(self) -> list[dict[str, Any]]:
+        """The widget's visitor cookies (``_cfv_<site key>``, one per site)."""
+        return [c for c in self.context.cookies() if c["name"].startswith("_cfv_")]
 
     def stored_visit(self) -> dict[str, Any] | None:
-        raw = self.page.evaluate("sessionStorage.getItem('_cfvisit')")
+        """The visit id the loader keeps for the page's site (``_cfvisit_<site key>``)."""
+        raw = self.page.evaluate(
+            "(() => { const k = Object.keys(sessionStorage).find(k => k.startsWith('_cfvisit_'));"
+            " return k ? sessionStorage.getItem(k) : null; })()"
+        )
         return json.loads(raw) if raw else None
 
     def idle(self, seconds: float) -> None:
@@ -549,10 +555,13 @@ def test_two_sites_get_unrelated_identifiers(
 
     cookies = {c["domain"]: c for c in v.context.cookies()}
     assert set(cookies) == {"localhost", "127.0.0.1"}  # host-only cookies, one per site
-    assert all(c["name"] == "_cfv" for c in cookies.values())
+    assert {c["name"] for c in cookies.values()} == {
+        f"_cfv_{dealers.main_key}",
+        f"_cfv_{dealers.east_key}",
+    }
     main_cookie, east_cookie = cookies["localhost"]["value"], cookies["127.0.0.1"]["value"]
     assert main_cookie != east_cookie
-    # Nothing else: our server sets no cookie, the loader sets _cfv on the client's own domain.
+    # Nothing else: our server sets no cookie, the loader sets _cfv_<site> on the client's domain.
     assert len(v.context.cookies()) == 2
 
     def visitor_row(visit_id: str) -> tuple[Any, ...]:
@@ -572,6 +581,32 @@ def test_two_sites_get_unrelated_identifiers(
     assert east_row[2] == hashlib.sha256(f"{dealers.east_id}:{east_cookie}".encode()).hexdigest()
     stored = dealers.db_bytes()
     assert main_cookie.encode() not in stored and east_cookie.encode() not in stored
+    assert v.errors == []
+
+
+def test_two_sites_on_one_domain_keep_separate_identifiers(
+    visitor: Callable[..., Visitor], dealers: Dealers
+) -> None:
+    """Both sites' widgets on one host: each keeps its own cookie and visit, so the browser
+    never holds one identifier for two sites, and refusing on one leaves the other alone."""
+    v = visitor()
+    v.goto(dealers.local + "/demo/")
+    v.page.get_by_role("button", name="Accept cookies").click()
+    wait_for(lambda: v.cookies(), what="Main Street's cookie", page=v.page)
+    v.goto(dealers.local + "/demo/east")
+    wait_for(lambda: len(v.cookies()) == 2, what="Eastside's own cookie", page=v.page)
+    by_name = {c["name"]: c["value"] for c in v.cookies()}
+    main, east = by_name[f"_cfv_{dealers.main_key}"], by_name[f"_cfv_{dealers.east_key}"]
+    assert main != east
+    east_visit = v.stored_visit()
+
+    v.goto(dealers.local + "/demo/")
+    v.page.evaluate("Confide.consent('denied')")  # the banner's choice, withdrawn
+    wait_for(lambda: len(v.cookies()) == 1, what="Main Street's cookie deleted", page=v.page)
+    assert {c["name"]: c["value"] for c in v.cookies()} == {f"_cfv_{dealers.east_key}": east}
+    v.goto(dealers.local + "/demo/east")
+    going_on = wait_for(lambda: v.stored_visit(), what="Eastside's visit", page=v.page)
+    assert east_visit and going_on["id"] == east_visit["id"]  # the same Eastside visit goes on
     assert v.errors == []
 
 

@@ -3,10 +3,10 @@
  * _cfvisit on the host, sends its beacons from the host's origin and reads the CMP's consent. */
 (function () {
   "use strict";
-  var w = window, d = document, N = navigator, L = location, K = "_cfvisit", prior = w.Confide;
+  var w = window, d = document, N = navigator, L = location, prior = w.Confide;
   if (prior && prior._loaded) return;
   var me = d.currentScript || d.querySelector('script[data-site][src*="widget.js"]');
-  var site = me && me.getAttribute("data-site");
+  var site = me && me.getAttribute("data-site"), C = "_cfv_" + site, K = "_cfvisit_" + site;
   if (!site) return;
   var ORIGIN = new URL(me.src, L.href).origin, T = ORIGIN + "/api/t", SMALL = w.matchMedia("(max-width: 480px)");
   var root, frame, button, badge, ready, isOpen, teaser, consent, leaving, klaro, dl, pending = [], handlers = {}, verdicts = {};
@@ -35,13 +35,14 @@
 
   function ids(m) { // {get}: read the identifiers; {cfv, visit}: keep them; {}: delete them
     try {
-      var c = d.cookie.match(/(?:^|; )_cfv=([\w-]{22})(;|$)/);
-      if (m.get) return post({ cmd: "ids", cfv: c && c[1], visit: sessionStorage.getItem(K), ok: N.cookieEnabled });
+      var c = ("; " + d.cookie).split("; " + C + "=")[1];
+      c = c && c.slice(0, 22);
+      if (m.get) return post({ cmd: "ids", cfv: c, visit: sessionStorage.getItem(K), ok: N.cookieEnabled });
       if (m.visit) {
-        c || /^[\w-]{22}$/.test(m.cfv) && (d.cookie = "_cfv=" + m.cfv + ";path=/;max-age=34214400;samesite=lax" + (L.protocol == "https:" ? ";secure" : ""));
+        c || /^[\w-]{22}$/.test(m.cfv) && (d.cookie = C + "=" + m.cfv + ";path=/;max-age=34214400;samesite=lax" + (L.protocol == "https:" ? ";secure" : ""));
         sessionStorage.setItem(K, m.visit);
       } else {
-        d.cookie = "_cfv=;path=/;max-age=0";
+        d.cookie = C + "=;path=/;max-age=0";
         sessionStorage.removeItem(K);
       }
     } catch (e) { m.get && post({ cmd: "ids" }); } // blocked
