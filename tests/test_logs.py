@@ -215,6 +215,8 @@ def _leaked_lines(log: str, value: str) -> list[str]:
         "Jane.Doe+tag@mail.example.co.uk",
         "JANE@EXAMPLE.ORG",
         "x_y-z%1@sub-domain.example.museum",
+        "jane%40example.com",  # in an access-log request path
+        "jane%2Edoe%40example%2Ecom",
     ],
 )
 def test_redact_masks_emails(text: str) -> None:

@@ -14,7 +14,10 @@ import urllib.parse
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
-_EMAIL = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}")
+#: As typed, or percent-encoded in a request path (``%40`` for ``@``, ``%2E`` for a dot).
+_EMAIL = re.compile(
+    r"[\w.%+-]+(?:@|%40)[\w-]+(?:(?:\.|%2E)[\w-]+)*(?:\.|%2E)[^\W\d_]{2,}", re.I
+)
 #: Digit runs with phone punctuation. Dots are excluded so IP addresses and versions survive,
 #: and a digit run glued to ``:`` and a digit is a time or a port, not a phone number.
 _PHONE = re.compile(r"(?<![\w.])(?<!\d:)\+?\d[\d\s()/-]{5,}\d(?!\w|[.:]\d)")

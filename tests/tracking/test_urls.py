@@ -83,6 +83,8 @@ def test_an_email_in_a_campaign_value_is_not_kept() -> None:
     [
         ("/unsubscribe/jane@example.org", "/unsubscribe/[email]"),
         ("/u/Jane.Doe%40Example.org/prefs?email=a@b.c", "/u/[email]/prefs"),
+        ("/demo/east/jane%2Edoe%40example%2Ecom", "/demo/east/[email]"),  # dots encoded too
+        ("/u/JANE%40EXAMPLE%2ECOM/x", "/u/[email]/x"),
         ("/@eastside/offers", "/@eastside/offers"),  # a handle, not an address
         ("/stock/123", "/stock/123"),
     ],
@@ -93,6 +95,9 @@ def test_an_email_in_the_path_is_not_kept(url: str, path: str) -> None:
 
 def test_page_titles_lose_email_addresses_and_length() -> None:
     assert urls.clean_title("Thanks, jane@example.org!") == "Thanks, [email]"
+    assert urls.clean_title("Thanks jane.doe@example.com, your order") == (
+        "Thanks [email], your order"  # the sentence's comma stays
+    )
     assert urls.clean_title("x" * 300) == "x" * urls.MAX_TITLE
     assert urls.clean_title("") is None and urls.clean_title(None) is None
 

@@ -61,7 +61,12 @@ SOCIAL_MEDIUMS = frozenset({"social", "social-media", "sm"})
 
 
 #: Something@domain.tld in a path segment or a title, the "@" typed or percent-encoded.
-_EMAIL_IN_TEXT = re.compile(r"[^\s/@?#<>\"]+(?:@|%40)[^\s/@?#<>\"]+\.[^\s/@?#<>\"]+", re.I)
+#: An address as typed or percent-encoded (``@`` as ``%40``, dots as ``%2E``); the punctuation
+#: around it in a sentence (``,;()``) is kept out of the match.
+_NOT_IN_ADDRESS = r"[^\s/@?#<>\",;()]"
+_EMAIL_IN_TEXT = re.compile(
+    rf"{_NOT_IN_ADDRESS}+(?:@|%40){_NOT_IN_ADDRESS}+?(?:\.|%2E){_NOT_IN_ADDRESS}+", re.I
+)
 MAX_TITLE = 200
 
 
