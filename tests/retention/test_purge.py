@@ -15,6 +15,7 @@ from confide.accounts.models import Organisation
 from confide.chat.models import ChatIdentifier, Conversation, Message
 from confide.clock import FrozenClock, frozen_at
 from confide.crypto.vault import ERASED
+from confide.errors import NotFound
 from confide.ids import new_id
 from confide.leads.models import Person
 from confide.privacy.deadlines import add_months
@@ -174,6 +175,23 @@ def test_contract_end_returns_then_deletes(
             assert stored is not None and stored.purged_at is not None
         assert not bundles[0].exists()  # the returned copy goes with the data (R07)
         _ = ERASED
+
+    run(database_url, tmp_path, body)
+
+
+def test_nothing_new_is_collected_once_the_contract_ended(
+    database_url: str, clock: FrozenClock, tmp_path: Path
+) -> None:
+    """From the end date the client's sites are no longer served: no chat, no beacon, so
+    nothing lands that the contract-end erasure has already passed (or would miss)."""
+
+    async def body(ctx: AppContext, purger: Purger) -> None:
+        _org_id, site = await _org(ctx, contract_end=date(2026, 3, 31))
+        assert (await ctx.sites.by_key(site.key)).id == site.id  # still in contract
+        clock._at = datetime(2026, 3, 31, 9, 0, tzinfo=UTC)
+        # The cached site is checked against the date on each use: no wait for the cache.
+        with pytest.raises(NotFound, match="no longer available"):
+            await ctx.sites.by_key(site.key)
 
     run(database_url, tmp_path, body)
 

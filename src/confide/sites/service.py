@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import date
 from collections.abc import Iterable, Mapping
 
 from sqlalchemy import select
@@ -32,7 +33,7 @@ class SiteService:
         #: Site keys are looked up on every widget connection and beacon; sites change rarely.
         #: Entries live CACHE_SECONDS, so a change made elsewhere (the CLI, another node) takes
         #: effect everywhere within that time.
-        self._by_key: dict[str, tuple[float, Site]] = {}
+        self._by_key: dict[str, tuple[float, Site, date | None, bool]] = {}
 
     async def create_site(
         self,
@@ -128,16 +129,27 @@ class SiteService:
         return site
 
     async def by_key(self, key: str) -> Site:
-        """The site for a public key (cached), or :class:`NotFound`."""
+        """The site for a public key (cached), or :class:`NotFound`: also once its client's
+        contract has ended, so nothing new is collected for a client whose data is being
+        returned or erased (Art. 28(3)(g); the purge would never reach it, retention/purge.py)."""
         cached = self._by_key.get(key)
         now = time.monotonic()
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        async with self.db.session(Scope.system(), read_only=True) as s:
-            site = await s.scalar(select(Site).where(Site.key == key))
-        if site is None:
-            raise NotFound("Unknown site key.")
-        self._by_key[key] = (now + CACHE_SECONDS, site)
+        if cached is None or cached[0] <= now:
+            async with self.db.session(Scope.system(), read_only=True) as s:
+                row = (
+                    await s.execute(
+                        select(Site, Organisation.contract_end, Organisation.purged_at)
+                        .join(Organisation, Organisation.id == Site.organisation_id)
+                        .where(Site.key == key)
+                    )
+                ).first()
+            if row is None:
+                raise NotFound("Unknown site key.")
+            cached = (now + CACHE_SECONDS, row[0], row[1], row[2] is not None)
+            self._by_key[key] = cached
+        _expires, site, end, ended = cached
+        if ended or (end is not None and utcnow().date() >= end):
+            raise NotFound("This site's chat is no longer available.")
         return site
 
     async def get(self, scope: Scope, site_id: str) -> Site:
