@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from datetime import date
 from collections.abc import Iterable, Mapping
+from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
