@@ -139,7 +139,11 @@ def test_reads_of_personal_data_are_audited(tmp_path: Path) -> None:
             await ctx.chat.post(actor, ref, "audit-msg-1", "hello")
             await ctx.lead_records.panel(admin, view.id)
             await ctx.chat.transcript(admin, view.id)
+            await ctx.chat.search(admin, q="", site_id=None, page=0)  # the history list
+            await ctx.chat.search(admin, q="hello", site_id=None, page=0)
             trail = await AuditLog(ctx.db).trail(Scope.system())
+            searched = next(t for t in trail if t["action"] == "conversation.search")
+            assert "hello" not in str(searched)  # what was searched for is not kept
             return [(t["action"], t["actor_id"]) for t in trail]
         finally:
             await ctx.stop()
@@ -147,4 +151,5 @@ def test_reads_of_personal_data_are_audited(tmp_path: Path) -> None:
     trail = asyncio.run(go())
     actions = [a for a, _ in trail]
     assert "personal_data.view" in actions and "transcript.view" in actions
+    assert "conversation.list" in actions and "conversation.search" in actions
     assert all(actor is not None for a, actor in trail if a.endswith(".view"))

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import delete, func, select
 
 from confide.accounts.models import Organisation
+from confide.audit.log import AuditLog
 from confide.chat.models import ChatIdentifier, Conversation, Message
 from confide.clock import FrozenClock, frozen_at
 from confide.crypto.vault import ERASED
@@ -175,6 +176,11 @@ def test_contract_end_returns_then_deletes(
             assert stored is not None and stored.purged_at is not None
         assert not bundles[0].exists()  # the returned copy goes with the data (R07)
         _ = ERASED
+        trail = await AuditLog(ctx.db).trail(Scope.system(), limit=50)
+        erased = [e for e in trail if e["action"] == "retention.erased"]
+        assert erased and erased[0]["organisation_id"] == org
+        assert "conversations" in erased[0]["fields"]
+        assert "contract@example.org" not in str(erased)  # counts and rules, no data
 
     run(database_url, tmp_path, body)
 

@@ -551,8 +551,26 @@ class ChatService:
     async def search(
         self, agent: Principal, *, q: str, site_id: str | None, page: int
     ) -> tuple[list[queries.SearchHit], bool]:
+        q = q.strip()[:200]
         async with self.db.session(agent.scope, read_only=True) as s:
-            return await queries.search(s, q=q.strip()[:200], site_id=site_id, page=max(page, 0))
+            hits, more = await queries.search(s, q=q, site_id=site_id, page=max(page, 0))
+        # Names, contacts and message snippets were read: one entry per organisation shown, the
+        # query itself left out (it may be the email address searched for).
+        shown: dict[str, list[str]] = {}
+        for hit in hits:
+            shown.setdefault(hit.view.organisation_id, []).append(hit.view.id)
+        log = AuditLog(self.db)
+        for org_id, ids in shown.items():
+            await log.record(
+                AuditActor.of(agent),
+                "conversation.search" if q else "conversation.list",
+                organisation_id=org_id,
+                subject_kind="conversations",
+                subject_ref=ids[0] if len(ids) == 1 else None,
+                fields=["visitor_name", "visitor_contact", "messages"],
+                purpose=f"chat history: {len(ids)} conversation(s) listed",
+            )
+        return hits, more
 
     async def publish_change(self, view: ConversationView) -> None:
         """Tell agents and the visitor a conversation's new state (also for a change made

@@ -65,6 +65,28 @@ class Finding:
     held: bool = False
 
 
+async def _audit_erasures(s: Any, run_id: int, findings: list[Finding]) -> None:
+    """One entry per organisation whose data the run erased: which stores, how many rows, why
+    (counts and rules only). The run's own row keeps the full report; this puts the erasure in
+    the client's audit trail beside every other access to their data (R39)."""
+    by_org: dict[str, list[Finding]] = {}
+    for f in findings:
+        if f.rows and not f.held and f.organisation_id != "*":
+            by_org.setdefault(f.organisation_id, []).append(f)
+    for org_id, done in by_org.items():
+        summary = ", ".join(f"{f.store} {f.rows} ({f.rule})" for f in done)
+        await audit.append(
+            s,
+            audit.SYSTEM,
+            "retention.erased",
+            organisation_id=org_id,
+            subject_kind="retention_run",
+            subject_ref=str(run_id),
+            fields=sorted({f.store for f in done}),
+            purpose=f"retention purge: {summary}"[:500],
+        )
+
+
 class Purger:
     def __init__(self, db: Database, *, batch: int = 500, exports_dir: Path | None = None) -> None:
         self.db = db
@@ -103,6 +125,8 @@ class Purger:
             assert run is not None
             run.state, run.finished_at = state, utcnow()
             run.report = [asdict(f) for f in findings]
+            if not run.dry_run:
+                await _audit_erasures(s, run_id, findings)
             await s.flush()
             s.expunge(run)
             return run

@@ -42,6 +42,9 @@ ACTIONS = {
     "config.destination.add": "Destination added",
     "legal_hold.placed": "Legal hold placed",
     "legal_hold.released": "Legal hold released",
+    "retention.erased": "Erased at the end of its retention period",
+    "conversation.list": "Listed chats",
+    "conversation.search": "Searched chats",
 }
 
 
