@@ -15,9 +15,7 @@ from collections.abc import Callable, MutableMapping
 from typing import Any
 
 #: As typed, or percent-encoded in a request path (``%40`` for ``@``, ``%2E`` for a dot).
-_EMAIL = re.compile(
-    r"[\w.%+-]+(?:@|%40)[\w-]+(?:(?:\.|%2E)[\w-]+)*(?:\.|%2E)[^\W\d_]{2,}", re.I
-)
+_EMAIL = re.compile(r"[\w.%+-]+(?:@|%40)[\w-]+(?:(?:\.|%2E)[\w-]+)*(?:\.|%2E)[^\W\d_]{2,}", re.I)
 #: Digit runs with phone punctuation. Dots are excluded so IP addresses and versions survive,
 #: and a digit run glued to ``:`` and a digit is a time or a port, not a phone number.
 _PHONE = re.compile(r"(?<![\w.])(?<!\d:)\+?\d[\d\s()/-]{5,}\d(?!\w|[.:]\d)")

@@ -16,7 +16,7 @@ from confide.audit.log import AuditLog
 from confide.chat.models import ChatIdentifier, Conversation, Message
 from confide.clock import FrozenClock, frozen_at
 from confide.crypto.vault import ERASED
-from confide.errors import NotFound
+from confide.errors import InvalidInput, NotFound
 from confide.ids import new_id
 from confide.leads.models import Person
 from confide.privacy.deadlines import add_months
@@ -135,14 +135,29 @@ def test_legal_hold_keeps_a_person(database_url: str, clock: FrozenClock, tmp_pa
                 )
             )
         assert held_person
-        await holds.place(
-            ctx.db,
-            organisation_id=org,
-            kind="person",
-            target_id=held_person,
-            owner="Legal team",
-            reason="Pending claim, court ref 123",
-        )
+        other, _site = await _org(ctx)
+
+        async def hold(org_id: str, kind: str, target: str) -> object:
+            return await holds.place(
+                ctx.db,
+                organisation_id=org_id,
+                kind=kind,
+                target_id=target,
+                owner="Legal team",
+                reason="Pending claim, court ref 123",
+            )
+
+        # A hold that would protect nothing is refused, not listed as active.
+        with pytest.raises(InvalidInput, match="Name the person"):
+            await hold(org, "person", "")
+        with pytest.raises(NotFound, match="No such lead in this organisation"):
+            await hold(org, "lead", "doesnotexist")
+        with pytest.raises(NotFound, match="No such person in this organisation"):
+            await hold(other, "person", held_person)
+        with pytest.raises(NotFound, match="No such organisation"):
+            await hold("nope", "organisation", "")
+        assert await holds.active(ctx.db) == []
+        await hold(org, "person", held_person)
         clock.advance(timedelta(days=120))
         report = await purger.run()
         assert await _count(ctx, Person, Person.id == held_person) == 1

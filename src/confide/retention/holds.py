@@ -6,12 +6,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from confide.accounts.models import Organisation
 from confide.audit import log as audit
 from confide.chat.views import iso
 from confide.clock import utcnow
 from confide.errors import InvalidInput, NotFound
 from confide.ids import new_id
+from confide.leads.models import Lead, Person
 from confide.privacy.models import LegalHold
 from confide.storage.engine import Database
 from confide.storage.scope import Scope
@@ -37,6 +40,7 @@ async def place(
         raise InvalidInput("Review within 1 to 730 days.")
     now = utcnow()
     async with db.session(Scope.system()) as s:
+        await _check_target(s, organisation_id, kind, target_id)
         hold = LegalHold(
             id=new_id(),
             organisation_id=organisation_id,
@@ -60,6 +64,22 @@ async def place(
         await s.flush()
         s.expunge(hold)
         return hold
+
+
+async def _check_target(s: AsyncSession, organisation_id: str, kind: str, target_id: str) -> None:
+    """A hold must protect something: the organisation exists, and a person or lead hold names
+    one of that organisation's (a hold on nothing, or under the wrong organisation, would be
+    listed as active while the purge took the data it meant to keep)."""
+    if await s.get(Organisation, organisation_id) is None:
+        raise NotFound("No such organisation.")
+    if kind == "organisation":
+        return
+    if not target_id.strip():
+        raise InvalidInput(f"Name the {kind} to hold (--target).")
+    model: type[Person] | type[Lead] = Person if kind == "person" else Lead
+    owner = await s.scalar(select(model.organisation_id).where(model.id == target_id.strip()))
+    if owner != organisation_id:
+        raise NotFound(f"No such {kind} in this organisation.")
 
 
 async def release(db: Database, hold_id: str) -> None:
