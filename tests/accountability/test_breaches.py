@@ -149,3 +149,36 @@ def test_a_breach_record_needs_its_facts(database_url: str, clock: FrozenClock) 
             await w.acct.breaches.record(w.admin, **{**good, "organisation_ids": ["x" * 22]})
 
     run(database_url, clock, body)
+
+
+def test_a_notice_whose_emails_all_failed_is_emailed_again(
+    database_url: str, clock: FrozenClock
+) -> None:
+    """The portal notice stands when the mail relay is down; the next ``notify`` sends the
+    emails it could not send (and posts no second portal notice)."""
+
+    async def body(w: World) -> None:
+        from confide.testing import free_port
+
+        breach = await w.acct.breaches.record(
+            w.admin, **FACTS, discovered_at=w.clock.now(), organisation_ids=[w.org_b]
+        )
+        postman = w.acct.breaches.postman
+        working = postman.settings
+        postman.settings = working.model_copy(update={"smtp_port": free_port()})  # relay down
+        first = await w.acct.breaches.notify(w.admin, breach["id"])
+        (org,) = first["organisations"]
+        assert org["notified_at"] is not None and org["emails_sent"] == 0
+        assert w.mail_to(w.client_b.email) == []
+
+        postman.settings = working
+        again = await w.acct.breaches.notify(w.admin, breach["id"])
+        (org,) = again["organisations"]
+        assert org["emails_sent"] == 1 and len(w.mail_to(w.client_b.email)) == 1
+        assert org["notified_at"] == first["organisations"][0]["notified_at"]  # told back then
+        notices = [i for i in await w.acct.inbox.messages(w.client_b) if i.ref == breach["id"]]
+        assert len(notices) == 1
+        await w.acct.breaches.notify(w.admin, breach["id"])
+        assert len(w.mail_to(w.client_b.email)) == 1  # sent: not again
+
+    run(database_url, clock, body)

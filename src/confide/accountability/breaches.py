@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from confide.accountability import inbox, mail, recipients
 from confide.accountability.datamap import clean_categories, label
@@ -166,19 +166,33 @@ class Breaches:
         async with self.db.session(Scope.system(), read_only=True) as s:
             breach = await s.get(Breach, breach_id)
             assert breach is not None
+            # Not told yet, or told in the portal only because every email failed: those
+            # get the emails again (the inbox notice is not posted twice).
             pending = (
                 await s.execute(
-                    select(BreachOrganisation.organisation_id, Organisation.name)
+                    select(
+                        BreachOrganisation.organisation_id,
+                        Organisation.name,
+                        BreachOrganisation.notified_at,
+                    )
                     .join(Organisation, Organisation.id == BreachOrganisation.organisation_id)
                     .where(
                         BreachOrganisation.breach_id == breach_id,
-                        BreachOrganisation.notified_at.is_(None),
+                        or_(
+                            BreachOrganisation.notified_at.is_(None),
+                            BreachOrganisation.emails_sent == 0,
+                        ),
                     )
                     .order_by(Organisation.name)
                 )
             ).all()
-            admins = await recipients.client_admins(s, [o for o, _ in pending])
-        for org_id, org_name in pending:
+            admins = await recipients.client_admins(s, [o for o, _, _ in pending])
+        for org_id, org_name, told_at in pending:
+            if told_at is not None and not any(r.organisation_id == org_id for r in admins):
+                continue  # told in the portal; nobody to email
+            if told_at is not None:
+                await self._email_again(actor, breach, org_id, org_name, told_at, admins)
+                continue
             at = utcnow()
             body = "\n".join(notice_lines(breach, org_name, at))
             if portal_url:
@@ -227,6 +241,44 @@ class Breaches:
                 )
             await mail.record(self.db, "breach.notified", breach.id, outcomes)
         return await self.get(principal, breach_id)
+
+    async def _email_again(
+        self,
+        actor: audit.Actor,
+        breach: Breach,
+        org_id: str,
+        org_name: str,
+        told_at: datetime,
+        admins: list[Any],
+    ) -> None:
+        """The emails of a notice whose every email failed before: its portal notice stands."""
+        body = "\n".join(notice_lines(breach, org_name, told_at))
+        subject = f"Personal data breach notice for {org_name} (ref. {breach.id})"
+        outcomes = [
+            Outcome("user", r.id, org_id, await self.postman.send(Letter(r.email, subject, body)))
+            for r in admins
+            if r.organisation_id == org_id
+        ]
+        sent = sum(1 for o in outcomes if o.error is None)
+        async with self.db.session(Scope.system()) as s:
+            row = await s.scalar(
+                select(BreachOrganisation).where(
+                    BreachOrganisation.breach_id == breach.id,
+                    BreachOrganisation.organisation_id == org_id,
+                )
+            )
+            assert row is not None
+            row.emails_sent = sent
+            await audit.append(
+                s,
+                actor,
+                "breach.notice_emailed",
+                organisation_id=org_id,
+                subject_kind="breach",
+                subject_ref=breach.id,
+                purpose=f"{sent} of {len(outcomes)} email(s) sent (earlier emails had failed)",
+            )
+        await mail.record(self.db, "breach.notified", breach.id, outcomes)
 
     async def get(self, principal: Principal | None, breach_id: str) -> dict[str, Any]:
         await self._visible(principal, breach_id)
