@@ -44,6 +44,14 @@ def test_sealed_values_bind_to_their_subject(tmp_path: Path) -> None:
         vault.open(forged)
 
 
+def test_the_key_store_file_is_the_owners_only(tmp_path: Path) -> None:
+    vault = _vault(tmp_path, new_master_key_spec("k1"))
+    assert vault.seal("subject-a", "org-1", "hello")
+    for name in ("keys.db", "keys.db-wal"):
+        mode = (tmp_path / name).stat().st_mode
+        assert mode & 0o077 == 0, (name, oct(mode))
+
+
 def test_destroyed_subject_key_makes_values_unreadable(tmp_path: Path) -> None:
     vault = _vault(tmp_path, new_master_key_spec("k1"))
     gone = vault.seal("subject-a", "org-1", "erase me")

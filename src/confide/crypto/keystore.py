@@ -12,6 +12,7 @@ indexed read of a few dozen bytes.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -65,6 +66,10 @@ class KeyStore:
         if self._pg:
             return self._connect_pg()
         path = self.url.split("///", 1)[1]
+        if path != ":memory:" and not os.path.exists(path):
+            # Owner-only from the start: it holds the wrapped keys (and a demo's master key);
+            # SQLite gives its -wal and -shm files the same permissions.
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
