@@ -74,8 +74,10 @@ def test_intact_chain_verifies(url: str) -> None:
             "WHERE seq IN (2, 5)",
             "does not link",
         ),
+        ("UPDATE audit_log SET at = 'not a time' WHERE seq = 3", "cannot be read"),
+        ("UPDATE audit_log SET fields = '{broken' WHERE seq = 3", "cannot be read"),
     ],
-    ids=["changed", "removed", "reordered"],
+    ids=["changed", "removed", "reordered", "corrupt-time", "corrupt-fields"],
 )
 def test_tampering_is_detected(url: str, change: str, expected: str) -> None:
     path = Path(url.split("///", 1)[1])

@@ -136,14 +136,19 @@ async def verify(db: Database, *, batch: int = 5000) -> tuple[int, list[Problem]
     async with db.session(Scope.system(), read_only=True) as s:
         after = 0
         while True:
-            rows = list(
-                await s.scalars(
-                    select(AuditEntry)
-                    .where(AuditEntry.seq > after)
-                    .order_by(AuditEntry.seq)
-                    .limit(batch)
+            try:
+                rows = list(
+                    await s.scalars(
+                        select(AuditEntry)
+                        .where(AuditEntry.seq > after)
+                        .order_by(AuditEntry.seq)
+                        .limit(batch)
+                    )
                 )
-            )
+            except (ValueError, TypeError) as exc:  # a value no longer of its column's type
+                where = f"after entry {after}" if after else "at the start"
+                problems.append(Problem(after + 1, f"an entry {where} cannot be read ({exc})"))
+                break
             if not rows:
                 break
             for e in rows:
@@ -158,7 +163,11 @@ async def verify(db: Database, *, batch: int = 5000) -> tuple[int, list[Problem]
                             e.seq, "does not link to the entry before it (removed or reordered)"
                         )
                     )
-                if entry_hash(e.prev_hash, body_of(e)) != e.hash:
+                try:
+                    intact = entry_hash(e.prev_hash, body_of(e)) == e.hash
+                except (ValueError, TypeError, AttributeError):
+                    intact = False
+                if not intact:
                     problems.append(Problem(e.seq, "its content does not match its hash (changed)"))
                 prev, expected = e.hash, e.seq + 1
             after = rows[-1].seq
