@@ -279,6 +279,7 @@ FAILURES: list[tuple[str, str, str]] = [
      "No such organisation"),
     ("org-bad-end-of-contract", "org configure --org {org} --end-of-contract keep",
      "'delete' or 'return_then_delete'"),
+    ("retention-report-nowhere", "retention run --report /nonexistent-dir/r.json", "no folder"),
     ("unknown-command", "frobnicate", "No such command"),
     ("serve-port-too-high", "serve --port 70000", "Invalid value for '--port'"),
     ("demo-port-too-high", "demo --port 99999", "Invalid value for '--port'"),

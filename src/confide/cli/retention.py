@@ -32,11 +32,22 @@ def run(
         Path | None, typer.Option("--report", help="Also write the report as JSON here.")
     ] = None,
     exports: Annotated[
-        Path, typer.Option("--exports", help="Where contract-end return bundles are written.")
-    ] = Path("exports"),
+        Path | None,
+        typer.Option(
+            "--exports",
+            help="Where contract-end return bundles are written (default: CONFIDE_EXPORTS_DIR, "
+            "the same folder the server's own purge uses).",
+        ),
+    ] = None,
 ) -> None:
     """Apply the retention rules now, in batches (safe to interrupt and run again)."""
     from confide.retention.purge import Purger
+    from confide.settings import Settings
+
+    if report is not None and not report.parent.is_dir():
+        # Checked before the run: a report that cannot be written must not follow a purge.
+        raise typer.BadParameter(f"no folder {report.parent} for the report", param_hint="--report")
+    exports = exports or Path(Settings().exports_dir)
 
     def progress(stage: str, n: int) -> None:
         typer.echo(f"  {stage}: {n:,}", err=True)
