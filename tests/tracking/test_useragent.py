@@ -120,6 +120,15 @@ def test_bots_are_recognised(name: str) -> None:
     assert reduce(BOTS[name]).bot is True
 
 
+def test_a_phone_maker_named_like_a_bot_is_a_visitor() -> None:
+    cubot = (
+        "Mozilla/5.0 (Linux; Android 10; CUBOT_X30) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/120.0.0.0 Mobile Safari/537.36"
+    )
+    agent = reduce(cubot)
+    assert agent.bot is False and agent.device == "mobile"
+
+
 @pytest.mark.parametrize(
     "ua",
     [

@@ -61,7 +61,8 @@ class Agent:
 def reduce(user_agent: str) -> Agent:
     ua = user_agent[:512]
     result = parse(ua)
-    lowered = ua.lower()
+    # A phone maker whose name holds "bot" (CUBOT) is a visitor, not a crawler.
+    lowered = ua.lower().replace("cubot", "cu-phone")
     device_family = (result.device.family if result.device else "") or ""
     bot = (
         device_family == "Spider"
