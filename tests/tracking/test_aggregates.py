@@ -291,8 +291,10 @@ def expected_report(data: Seeded, start: date, end: date) -> dict[str, Any]:
     for p in pages:
         page_rows[p["path"]].update(pageviews=1, seconds=p["seconds"])
         visits_per_day[(_day(p["at"]), p["path"])].add(p["visit_id"])
+    chatted = {v["id"] for v in data.visits if v["conversation_id"]}  # started any day
     for (_d, path), ids in visits_per_day.items():
         page_rows[path]["visits"] += len(ids)  # distinct visits per day, summed over days
+        page_rows[path]["chats"] += len(ids & chatted)  # of them, visits that had a chat
     breakdowns["page"] = {k: {"chats": 0, **dict(c)} for k, c in page_rows.items()}
     return {"series": series, "totals": totals, "breakdowns": breakdowns}
 
@@ -354,6 +356,20 @@ def test_the_seed_exercises_what_it_should(rolled_up: Seeded) -> None:
     # some visitors came back on another day: daily uniques summed > distinct over the range
     distinct = {v["site_visitor_id"] for v in rolled_up.visits if v["site_visitor_id"]}
     assert want["totals"]["visitors"] > len(distinct)
+
+
+def test_every_row_for_the_csv(rolled_up: Seeded) -> None:
+    """The charts show the top ten; the export has every page."""
+    want = expected_report(rolled_up, DAY1, DAY3)["breakdowns"]["page"]
+    got = run(
+        with_db(
+            rolled_up.url,
+            lambda db: Reports(db).site_report(
+                Scope.organisation(rolled_up.org_a), rolled_up.site, DAY1, DAY3, top=None
+            ),
+        )
+    )
+    assert len(got["breakdowns"]["page"]) == len(want) > TOP
 
 
 def test_rollup_is_idempotent(rolled_up: Seeded) -> None:

@@ -417,6 +417,13 @@ def test_breakdown_csvs(client_a: httpx.Client, world: World, seeded: Seeded) ->
     assert pages[0] == ["page", "visits", "pageviews", "chats", "seconds"]
     by_page = {r[0]: (int(r[1]), int(r[2])) for r in pages[1:]}
     assert by_page == {"/used-cars": (2, 2), "/": (1, 1), "/finance": (1, 1), EVIL_PATH: (1, 1)}
+    # The chat's visit viewed /used-cars only: the page that led to a chat.
+    assert {r[0]: int(r[3]) for r in pages[1:]} == {
+        "/used-cars": 1,
+        "/": 0,
+        "/finance": 0,
+        EVIL_PATH: 0,
+    }
     channels = _csv(client_a.get(url, params={"table": "channel"}))
     assert channels[0][0] == "channel"
     assert {r[0]: int(r[1]) for r in channels[1:]} == {"direct": 2, "search": 1, "social": 1}

@@ -77,8 +77,16 @@ class Reports:
         return rows
 
     async def site_report(
-        self, scope: Scope, site: Site, start: date | None, end: date | None
+        self,
+        scope: Scope,
+        site: Site,
+        start: date | None,
+        end: date | None,
+        *,
+        top: int | None = TOP,
     ) -> dict[str, Any]:
+        """Totals by day and breakdowns: the ``top`` rows of each (the page's charts), or every
+        row (``top=None``: the CSV export, which must not stop at ten)."""
         end = end or datetime.now(UTC).date()
         start = start or end - timedelta(days=29)
         if start > end:
@@ -92,7 +100,7 @@ class Reports:
                 await s.scalars(base.where(DailyStat.dimension == "total").order_by(DailyStat.day))
             ).all()
             breakdowns = {
-                dim: await _top(s, site.id, dim, start, end) for dim in ("page", *DIMENSIONS)
+                dim: await _top(s, site.id, dim, start, end, top) for dim in ("page", *DIMENSIONS)
             }
             anonymous = await _anonymous_by_day(s, site.id, start, end)
             chats_by_day = await _chats_by_day(s, site.id, start, end)
@@ -176,9 +184,9 @@ async def _chats_by_day(s: AsyncSession, site_id: str, start: date, end: date) -
 
 
 async def _top(
-    s: AsyncSession, site_id: str, dim: str, start: date, end: date
+    s: AsyncSession, site_id: str, dim: str, start: date, end: date, top: int | None
 ) -> list[dict[str, Any]]:
-    rows = await s.execute(
+    query = (
         select(
             DailyStat.key,
             func.sum(DailyStat.visits),
@@ -197,8 +205,8 @@ async def _top(
             func.sum(DailyStat.pageviews if dim == "page" else DailyStat.visits).desc(),
             DailyStat.key,
         )
-        .limit(TOP)
     )
+    rows = await s.execute(query if top is None else query.limit(top))
     return [
         {
             "key": r[0],
@@ -247,6 +255,10 @@ async def _aggregate_day(
         key = func.coalesce(getattr(Visit, dim), "unknown")
         add(dim, (await s.execute(select(key, *measures).where(*in_day).group_by(key))).all())
     distinct_visits = func.count(distinct(PageView.visit_id))
+    # A page's chats: the visits that viewed it and had a chat (which pages lead to a chat).
+    with_chat = func.count(
+        distinct(case((Visit.conversation_id.is_not(None), PageView.visit_id), else_=None))
+    )
     pages = (
         select(
             PageView.path,
@@ -254,8 +266,9 @@ async def _aggregate_day(
             distinct_visits,
             func.count(),
             func.sum(PageView.seconds),
-            literal(0),
+            with_chat,
         )
+        .join(Visit, Visit.id == PageView.visit_id)
         .where(PageView.site_id == site_id, PageView.at >= lo, PageView.at < hi)
         .group_by(PageView.path)
     )

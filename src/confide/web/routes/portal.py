@@ -29,7 +29,7 @@ from confide.clock import utcnow
 from confide.errors import ConfideError, Forbidden, InvalidInput
 from confide.leads.ratings import rating_summary
 from confide.sites.models import Site
-from confide.tracking.aggregates import MAX_RANGE_DAYS
+from confide.tracking.aggregates import MAX_RANGE_DAYS, TOP
 from confide.web import charts
 from confide.web.deps import Ctx
 from confide.web.errors import TITLES, http_code, status_for
@@ -393,9 +393,10 @@ def _check_role(principal: Principal) -> None:
 
 
 async def _report(
-    ctx: Ctx, principal: Principal, site: Site, period: Period
+    ctx: Ctx, principal: Principal, site: Site, period: Period, *, every_row: bool = False
 ) -> tuple[dict[str, Any], Period]:
-    report = await ctx.reports.site_report(principal.scope, site, period.start, period.end)
+    top = None if every_row else TOP
+    report = await ctx.reports.site_report(principal.scope, site, period.start, period.end, top=top)
     return report, Period(date.fromisoformat(report["from"]), date.fromisoformat(report["to"]))
 
 
@@ -559,7 +560,7 @@ async def export_csv(
             raise InvalidInput(f"'table' must be one of: {', '.join(TABLES)}.")
     except ConfideError as exc:
         return _error(request, exc, html=_wants_html(request))
-    report, period = await _report(ctx, principal, site, requested)
+    report, period = await _report(ctx, principal, site, requested, every_row=True)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     if table == "daily":
