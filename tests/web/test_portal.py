@@ -547,6 +547,8 @@ def test_parse_period_defaults() -> None:
     assert (p.start, p.end) == (date(2026, 1, 30), date(2026, 2, 28))
     p = parse_period(" 2026-03-05 ", "2026-03-05", today)
     assert p.days == 1
+    p = parse_period("2026-03-20", "2027-01-01", today)  # ends in the future: up to today
+    assert (p.start, p.end) == (date(2026, 3, 20), today)
 
 
 # ---- escaping ----------------------------------------------------------------------------------

@@ -132,6 +132,8 @@ def parse_period(raw_from: str | None, raw_to: str | None, today: date) -> Perio
         start = end - timedelta(days=DEFAULT_DAYS - 1)
     if start > end:
         raise InvalidInput("The start date ('from') is after the end date ('to').")
+    if start <= today < end:
+        end = today  # no figures exist yet for the days to come: they would read as zeros
     return Period(start, end)
 
 
