@@ -2,10 +2,13 @@
 // a styled tooltip and column highlight on the daily chart, an export menu that closes like a
 // menu, focus on a form's error. Text is only ever set with textContent, never parsed as HTML.
 
-// Phones: the top bar's sections scroll sideways; keep the current one (Reports) in view.
-document
-  .querySelector(".topnav [aria-current='page']")
-  ?.scrollIntoView({ block: "nearest", inline: "nearest" });
+// Phones: the top bar's sections and the portal's tabs scroll sideways; bring the current ones
+// to the middle, clear of the sign-out button at the bar's end.
+for (const current of document.querySelectorAll(
+  ".topnav [aria-current='page'], .topnav .in-section, .portal-tabs [aria-current='page']",
+)) {
+  current.scrollIntoView({ block: "nearest", inline: "center" });
+}
 
 for (const box of document.querySelectorAll("[data-chart='series']")) {
   const svg = box.querySelector("svg.chart-series");
