@@ -211,11 +211,13 @@ class Visitor:
         """The widget's visitor cookies (``_cfv_<site key>``, one per site)."""
         return [c for c in self.context.cookies() if c["name"].startswith("_cfv_")]
 
-    def stored_visit(self) -> dict[str, Any] | None:
-        """The visit id the loader keeps for the page's site (``_cfvisit_<site key>``)."""
+    def stored_visit(self, site_key: str | None = None) -> dict[str, Any] | None:
+        """The visit the loader keeps (``_cfvisit_<site key>``): ``site_key``'s, or the only one."""
         raw = self.page.evaluate(
-            "(() => { const k = Object.keys(sessionStorage).find(k => k.startsWith('_cfvisit_'));"
-            " return k ? sessionStorage.getItem(k) : null; })()"
+            "(key) => { const k = key ? '_cfvisit_' + key"
+            " : Object.keys(sessionStorage).find(k => k.startsWith('_cfvisit_'));"
+            " return k ? sessionStorage.getItem(k) : null; }",
+            site_key,
         )
         return json.loads(raw) if raw else None
 
@@ -598,15 +600,19 @@ def test_two_sites_on_one_domain_keep_separate_identifiers(
     by_name = {c["name"]: c["value"] for c in v.cookies()}
     main, east = by_name[f"_cfv_{dealers.main_key}"], by_name[f"_cfv_{dealers.east_key}"]
     assert main != east
-    east_visit = v.stored_visit()
+    east_visit = v.stored_visit(dealers.east_key)
+    assert east_visit and east_visit != v.stored_visit(dealers.main_key)
 
     v.goto(dealers.local + "/demo/")
     v.page.evaluate("Confide.consent('denied')")  # the banner's choice, withdrawn
     wait_for(lambda: len(v.cookies()) == 1, what="Main Street's cookie deleted", page=v.page)
     assert {c["name"]: c["value"] for c in v.cookies()} == {f"_cfv_{dealers.east_key}": east}
     v.goto(dealers.local + "/demo/east")
-    going_on = wait_for(lambda: v.stored_visit(), what="Eastside's visit", page=v.page)
-    assert east_visit and going_on["id"] == east_visit["id"]  # the same Eastside visit goes on
+    going_on = wait_for(
+        lambda: v.stored_visit(dealers.east_key), what="Eastside's visit", page=v.page
+    )
+    assert going_on["id"] == east_visit["id"]  # the same Eastside visit goes on
+    assert v.stored_visit(dealers.main_key) is None
     assert v.errors == []
 
 
