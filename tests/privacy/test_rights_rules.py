@@ -1033,6 +1033,8 @@ def test_the_person_cancels_and_the_client_closes_what_failed(
             await svc.verify(req.id, mailed_code(smtp, sub.email))
             cancelled = await svc.cancel(req.id)
             assert cancelled.state == "canceled" and cancelled.contact is None
+            told = mails_to(smtp, sub.email)[-1]  # whoever held the page's address, they hear
+            assert "cancelled on its page" in told
             with pytest.raises(InvalidState):
                 await svc.approve(w.client, req.id)
             with pytest.raises(InvalidState):
@@ -1056,6 +1058,26 @@ def test_the_person_cancels_and_the_client_closes_what_failed(
             with pytest.raises(Forbidden):
                 await svc.cancel(failing.id, w.operator)
             assert (await svc.cancel(failing.id, w.client)).state == "canceled"
+        finally:
+            await w.ctx.stop()
+
+    run(go())
+
+
+def test_guesses_at_identity_details_are_few(database_url: str, smtp: SmtpSink) -> None:
+    async def go() -> None:
+        w = await build_world(database_url, smtp)
+        try:
+            sub = await seed_subject(w, lead=False)
+            svc = w.ctx.privacy
+            req = await svc.submit(w.org_id, Intake("deletion", email=sub.email, regime="ccpa"))
+            await svc.verify(req.id, mailed_code(smtp, sub.email))
+            for n in range(MAX_ATTEMPTS):
+                await svc.add_identity_details(req.id, postcode=f"9{n:04d}")
+            with pytest.raises(RateLimited, match="make a new request"):
+                await svc.add_identity_details(req.id, name=sub.name)  # even the right one
+            with pytest.raises(InvalidState, match="not waiting for a designation"):
+                await svc.provide_designation(req.id, "Eve Agent, 1 Any Street, a@b.example")
         finally:
             await w.ctx.stop()
 

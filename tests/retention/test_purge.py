@@ -213,6 +213,8 @@ def test_nothing_new_is_collected_once_the_contract_ended(
         # The cached site is checked against the date on each use: no wait for the cache.
         with pytest.raises(NotFound, match="no longer available"):
             await ctx.sites.by_key(site.key)
+        # People keep their rights while the data is held: the request page still finds it.
+        assert (await ctx.sites.by_key(site.key, serving=False)).id == site.id
 
     run(database_url, tmp_path, body)
 

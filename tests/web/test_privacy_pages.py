@@ -312,6 +312,7 @@ def test_a_californian_copy_asks_for_more_then_the_categories_show_no_values(
     refused = decide(people, request_id, "approve")
     assert refused.status_code == 409, refused.text[:300]  # not before enough details
 
+    assert re.search(r'value="specific" id="f-scope-specific" checked', page.text)
     unsigned = act(public, request_id, "identity", declaration="true")
     assert (
         unsigned.status_code == 422 and "Sign the declaration with your full name." in unsigned.text
@@ -333,6 +334,18 @@ def test_a_californian_copy_asks_for_more_then_the_categories_show_no_values(
     assert readable.status_code == 200
     assert "What Alpha Cars holds about you" in readable.text
     assert "email address" in readable.text and KNOWN not in readable.text
+
+
+def test_the_more_details_form_keeps_a_categories_request_as_it_is(
+    world: World, public: httpx.Client, on_file: str, smtp: SmtpSink
+) -> None:
+    request_id = make_request(
+        public, world, kind="access", email=KNOWN, california="true", access_scope="categories"
+    )
+    act(public, request_id, "verify", code=code_for(smtp, KNOWN))
+    page = public.get(f"/privacy/requests/{request_id}")
+    assert "2 details that match what we hold" in page.text
+    assert re.search(r'value="categories" id="f-scope-categories" checked', page.text)
 
 
 def test_the_api_asks_a_californian_for_more_details(

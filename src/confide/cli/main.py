@@ -455,7 +455,7 @@ async def _site_id(ctx: Any, key_or_id: str) -> str:
     from confide.storage.scope import Scope
 
     if key_or_id.startswith("site_"):
-        return str((await ctx.sites.by_key(key_or_id)).id)
+        return str((await ctx.sites.by_key(key_or_id, serving=False)).id)
     try:
         return str((await ctx.sites.get(Scope.admin(), key_or_id)).id)
     except NotFound:

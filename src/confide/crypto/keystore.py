@@ -12,6 +12,7 @@ indexed read of a few dozen bytes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -69,7 +70,8 @@ class KeyStore:
         if path != ":memory:" and not os.path.exists(path):
             # Owner-only from the start: it holds the wrapped keys (and a demo's master key);
             # SQLite gives its -wal and -shm files the same permissions.
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            with contextlib.suppress(FileExistsError):  # another process made it first
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")

@@ -404,7 +404,7 @@ class PrivacyService:
         now = utcnow()
         wrong = InvalidInput("That code is not right or has expired. Ask for a new one.")
         async with self.db.session(Scope.system()) as s:
-            req = await s.get(PrivacyRequest, request_id)
+            req = await s.get(PrivacyRequest, request_id, with_for_update=True)
             if req is None:
                 raise NotFound("No such request.")
             if req.state != State.IDENTITY_UNVERIFIED.value:
@@ -481,11 +481,21 @@ class PrivacyService:
         the declaration, or narrows an access request to the categories of data."""
         facts = certainty.clean_facts(name, postcode)
         async with self.db.session(Scope.system()) as s:
-            req = await s.get(PrivacyRequest, request_id)
+            req = await s.get(PrivacyRequest, request_id, with_for_update=True)
             if req is None:
                 raise NotFound("No such request.")
             if req.state != State.REQUIRES_INPUT.value or req.identity_verified_at is None:
                 raise InvalidState("This request is not waiting for more details.")
+            # Each try says whether the details matched: a few, not a guessing game.
+            tries = await s.scalar(
+                select(func.count())
+                .select_from(RequestEvent)
+                .where(
+                    RequestEvent.request_id == request_id, RequestEvent.note.like("more details%")
+                )
+            )
+            if int(tries or 0) >= MAX_ATTEMPTS:
+                raise RateLimited("Too many tries for this request: make a new request.")
             scope = certainty.check_scope(req.kind, access_scope or req.access_scope)
             merged = certainty.Facts.loads(req.identity_facts).merged(facts)
             if declaration and not merged.name:
@@ -615,7 +625,8 @@ class PrivacyService:
             req = await s.get(PrivacyRequest, request_id)
             if req is None:
                 raise NotFound("No such request.")
-            if req.state != State.REQUIRES_INPUT.value:
+            waiting = req.state == State.REQUIRES_INPUT.value and req.channel == "agent"
+            if not waiting or req.identity_verified_at is not None:
                 raise InvalidState("This request is not waiting for a designation.")
             req.agent_designation = self.db.vault.seal(req.id, req.organisation_id, text)
             await self._to(s, req, State.IDENTITY_UNVERIFIED, None, "designation received")
@@ -675,20 +686,29 @@ class PrivacyService:
         is done with it and its personal data is cleared, as for any ended request."""
         scope = principal.scope if principal else Scope.system()
         async with self.db.session(scope) as s:
+            found = await s.get(PrivacyRequest, request_id, with_for_update=True)
+            if found is None:
+                raise NotFound("No such request.")
+            req = found
             if principal is not None:
-                req = await self._reviewable(s, principal, request_id)
+                self._decider(principal)
                 if req.state != State.ERROR.value:
                     raise InvalidState("Only a request that failed is closed this way: refuse it.")
-            else:
-                found = await s.get(PrivacyRequest, request_id)
-                if found is None:
-                    raise NotFound("No such request.")
-                req = found
-                if req.state in (State.IN_PROCESSING.value, State.ERROR.value):
-                    raise InvalidState("This request is already being carried out.")
-            by = "by the client's staff" if principal else "by the person who made it"
+            elif req.state in (State.IN_PROCESSING.value, State.ERROR.value):
+                raise InvalidState("This request is already being carried out.")
+            by = "by the client's staff" if principal else "on the request's page"
             await self._to(s, req, State.CANCELED, principal.user_id if principal else None, by)
+            contact = req.contact
             self._clear(req)
+        # Anyone holding the request's address can cancel it: the person always hears of it.
+        if principal is None:
+            body = "Your privacy request was cancelled on its page. If you did not cancel it, "
+            body += "make a new request: nothing was done with this one."
+        else:
+            body = (
+                "Your privacy request could not be carried out and was closed. " + COMPLAINT_ROUTE
+            )
+        await self._tell(contact, "Your privacy request was cancelled", body)
         return await self._load(request_id)
 
     async def extend(self, principal: Principal, request_id: str, reason: str) -> PrivacyRequest:
@@ -743,12 +763,13 @@ class PrivacyService:
     # --- fulfilment -----------------------------------------------------------------------------
 
     async def _fulfil(self, request_id: str, actor: str | None) -> None:
-        """Carry the request out; a failure leaves it in ``error`` with the reason (the queue's
-        "Failed" filter), never stuck as approved and looking busy."""
+        """Carry the request out; a domain error (a value that does not fit, say) leaves it in
+        ``error`` with the reason (the queue's "Failed" filter), not stuck as approved."""
         try:
             await self._carry_out_now(request_id, actor)
         except (ConfideError, ValueError) as exc:
-            message = exc.message if isinstance(exc, ConfideError) else str(exc)
+            # Kept for ever in the request's history: the domain's own words, or only the type.
+            message = exc.message if isinstance(exc, ConfideError) else type(exc).__name__
             async with self.db.session(Scope.system()) as s:
                 req = await s.get(PrivacyRequest, request_id)
                 assert req is not None

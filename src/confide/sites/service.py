@@ -128,10 +128,12 @@ class SiteService:
         self._by_key.pop(site.key, None)
         return site
 
-    async def by_key(self, key: str) -> Site:
-        """The site for a public key (cached), or :class:`NotFound`: also once its client's
-        contract has ended, so nothing new is collected for a client whose data is being
-        returned or erased (Art. 28(3)(g); the purge would never reach it, retention/purge.py)."""
+    async def by_key(self, key: str, *, serving: bool = True) -> Site:
+        """The site for a public key (cached), or :class:`NotFound`. ``serving`` (chat, beacons,
+        enquiries): also once its client's contract has ended, so nothing new is collected for a
+        client whose data is being returned or erased (Art. 28(3)(g); the purge would never reach
+        it, retention/purge.py). The privacy request page and the CLI still find it: people keep
+        their rights while their data is held."""
         cached = self._by_key.get(key)
         now = time.monotonic()
         if cached is None or cached[0] <= now:
@@ -148,7 +150,7 @@ class SiteService:
             cached = (now + CACHE_SECONDS, row[0], row[1], row[2] is not None)
             self._by_key[key] = cached
         _expires, site, end, ended = cached
-        if ended or (end is not None and utcnow().date() >= end):
+        if serving and (ended or (end is not None and utcnow().date() >= end)):
             raise NotFound("This site's chat is no longer available.")
         return site
 

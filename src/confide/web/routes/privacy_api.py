@@ -221,7 +221,8 @@ async def make_request(ctx: Ctx, organisation_id: str, body: RequestIn) -> Recei
         declaration=body.declaration,
     )
     req = await submit(ctx, organisation_id, intake)
-    message = OPTED_OUT if req.kind in UNVERIFIED_KINDS else RECEIVED
+    applied = req.kind in UNVERIFIED_KINDS and req.state == State.COMPLETE.value
+    message = OPTED_OUT if applied else RECEIVED
     return ReceivedOut(id=req.id, state=req.state, message=message, due_at=iso(req.due_at))
 
 

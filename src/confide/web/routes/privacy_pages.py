@@ -274,7 +274,7 @@ async def _blank(request: Request, ctx: AppContext, org_id: str) -> Response:
 
 
 async def _site_org(ctx: AppContext, site_key: str) -> str:
-    return (await ctx.sites.by_key(site_key)).organisation_id
+    return (await ctx.sites.by_key(site_key, serving=False)).organisation_id
 
 
 FormData = Annotated[RequestForm, Form()]
