@@ -1031,14 +1031,14 @@ def test_the_person_cancels_and_the_client_closes_what_failed(
             svc = w.ctx.privacy
             req = await svc.submit(w.org_id, Intake("deletion", email=sub.email))
             await svc.verify(req.id, mailed_code(smtp, sub.email))
-            cancelled = await svc.cancel(req.id)
+            cancelled = await svc.withdraw(req.id)
             assert cancelled.state == "canceled" and cancelled.contact is None
             told = mails_to(smtp, sub.email)[-1]  # whoever held the page's address, they hear
             assert "cancelled on its page" in told
             with pytest.raises(InvalidState):
                 await svc.approve(w.client, req.id)
             with pytest.raises(InvalidState):
-                await svc.cancel(req.id)  # once
+                await svc.withdraw(req.id)  # once
             assert await count(w, Person, Person.id == sub.person_id) == 1  # nothing was done
 
             intake = Intake(
@@ -1050,14 +1050,14 @@ def test_the_person_cancels_and_the_client_closes_what_failed(
             )
             failing = await svc.submit(w.org_id, intake)
             with pytest.raises(InvalidState, match="Only a request that failed"):
-                await svc.cancel(failing.id, w.client)
+                await svc.close(w.client, failing.id)
             await svc.verify(failing.id, mailed_code(smtp, sub.email))
             assert (await svc.approve(w.client, failing.id)).state == "error"
             with pytest.raises(InvalidState, match="already being carried out"):
-                await svc.cancel(failing.id)  # the person can no longer withdraw it
+                await svc.withdraw(failing.id)  # the person can no longer withdraw it
             with pytest.raises(Forbidden):
-                await svc.cancel(failing.id, w.operator)
-            assert (await svc.cancel(failing.id, w.client)).state == "canceled"
+                await svc.close(w.operator, failing.id)
+            assert (await svc.close(w.client, failing.id)).state == "canceled"
         finally:
             await w.ctx.stop()
 

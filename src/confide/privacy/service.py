@@ -57,6 +57,8 @@ MAX_ATTEMPTS = 5
 #: New codes one request may ask for (each sent to the same on-file address).
 MAX_RESENDS = 5
 RESENT = "a new code was asked for"
+#: The note of each try at more identity details (R47); the tries are counted by it.
+MORE_DETAILS = "more details given"
 EXPORT_TTL = timedelta(days=7)
 #: The same words whether or not we hold data about the requester (no probing, policy 7.1).
 RECEIVED = (
@@ -179,7 +181,8 @@ class PrivacyService:
         if code is not None:
             on_file = await self._contact(req.id)
             if on_file:
-                await self._send_code(on_file, req.id, code)
+                agent = (intake.agent_designation or "") if intake.channel == "agent" else None
+                await self._send_code(on_file, req.id, code, agent)
         if kind in UNVERIFIED_KINDS:
             await self._fulfil(req.id, None)
         return await self._load(req.id)
@@ -308,12 +311,9 @@ class PrivacyService:
         channel, to = await self._reachable(s, req, intake, email, phone)
         if channel != "phone" or self.can_text:
             return channel, to
-        correcting = (
-            fulfil.parse_correction(intake.details or "")[0] if req.kind == "correction" else None
-        )
-        if correcting == "email":
+        if _correcting(req, intake) == "email":
             return None, None  # never verified by the email being corrected
-        persons = list(await s.scalars(select(Person).where(Person.id.in_(req.person_ids))))
+        persons = await _persons(s, req)
         emails = [
             p.email
             for p in persons
@@ -332,10 +332,8 @@ class PrivacyService:
         """Where the code may go: only an address or number we already hold for the person (or
         that the visitor typed in a chat: we hold it there), and never the field being
         corrected (a new email is proved by the phone on file)."""
-        persons = list(await s.scalars(select(Person).where(Person.id.in_(req.person_ids))))
-        correcting = (
-            fulfil.parse_correction(intake.details or "")[0] if req.kind == "correction" else None
-        )
+        persons = await _persons(s, req)
+        correcting = _correcting(req, intake)
         org_id = req.organisation_id
         typed_phone = phone if correcting != "phone" else None
         if correcting == "email":
@@ -444,7 +442,7 @@ class PrivacyService:
         """After the code: pending when enough details match (R47, certainty.py), else waiting
         for more from the requester. Returns whether the request was approved automatically."""
         need = certainty.needed(req.kind, req.regime, req.access_scope)
-        persons = list(await s.scalars(select(Person).where(Person.id.in_(req.person_ids))))
+        persons = await _persons(s, req)
         req.data_points = certainty.points(
             persons,
             email_index=req.email_index,
@@ -491,7 +489,8 @@ class PrivacyService:
                 select(func.count())
                 .select_from(RequestEvent)
                 .where(
-                    RequestEvent.request_id == request_id, RequestEvent.note.like("more details%")
+                    RequestEvent.request_id == request_id,
+                    RequestEvent.note.like(f"{MORE_DETAILS}%"),
                 )
             )
             if int(tries or 0) >= MAX_ATTEMPTS:
@@ -513,8 +512,7 @@ class PrivacyService:
                 .order_by(VerificationCode.id.desc())
                 .limit(1)
             )
-            note = "more details given"
-            auto = await self._decide_certainty(s, req, channel or "", merged, note)
+            auto = await self._decide_certainty(s, req, channel or "", merged, MORE_DETAILS)
         if auto:
             await self._fulfil(request_id, None)
         return await self._load(request_id)
@@ -549,11 +547,15 @@ class PrivacyService:
                 return
             channel = "email" if "@" in contact else "phone"
             code = self._issue_code(s, req, channel, contact, req.agent_designation)
+            agent = (req.agent_designation or "") if req.channel == "agent" else None
         if code:
-            await self._send_code(contact, request_id, code)
+            await self._send_code(contact, request_id, code, agent)
 
-    async def _send_code(self, to: str, request_id: str, code: str) -> None:
-        """The one-time code by email: what it is for, where to enter it, how long it lasts."""
+    async def _send_code(
+        self, to: str, request_id: str, code: str, agent: str | None = None
+    ) -> None:
+        """The one-time code by email: what it is for, where to enter it, how long it lasts;
+        for an agent's request (``agent``: their designation), who claims to act for the person."""
         base = (self.settings.public_url or self.settings.email_link_base).rstrip("/")
         page = f"{base}/privacy/requests/{request_id}" if base else None
         lines = [
@@ -565,10 +567,9 @@ class PrivacyService:
             "If you did not ask us about your data, ignore this email: nothing happens "
             "without the code.",
         ]
-        req = await self._load(request_id)
-        if req.channel == "agent":
+        if agent is not None:
             # The person confirms the agent, not just the request: they must know who it is.
-            designation = (req.agent_designation or "").strip()[:600]
+            designation = agent.strip()[:600]
             lines[4:] = [
                 "An authorised agent made this request on your behalf. What they sent us about "
                 "themselves and their authority:",
@@ -642,7 +643,7 @@ class PrivacyService:
                     req.contact = self.db.vault.seal(req.id, req.organisation_id, to)
                     code = self._issue_code(s, req, channel, to, text)
         if code and to and "@" in to:
-            await self._send_code(to, request_id, code)
+            await self._send_code(to, request_id, code, text)
         return await self._load(request_id)
 
     # --- review (the controller's decision) -----------------------------------------------------
@@ -680,36 +681,46 @@ class PrivacyService:
         )
         return await self._load(request_id)
 
-    async def cancel(self, request_id: str, principal: Principal | None = None) -> PrivacyRequest:
-        """Withdrawn by the person (from their request's page) before it is carried out, or
-        closed by the client's staff when it failed and will not be tried again. Nothing more
-        is done with it and its personal data is cleared, as for any ended request."""
+    async def withdraw(self, request_id: str) -> PrivacyRequest:
+        """The person cancels their request (from its page or the API) before it is carried out.
+        Anyone holding the request's address can, so the person always hears of it."""
+        contact = await self._cancel(request_id, None, "on the request's page")
+        await self._tell(
+            contact,
+            "Your privacy request was cancelled",
+            "Your privacy request was cancelled on its page. If you did not cancel it, make a "
+            "new request: nothing was done with this one.",
+        )
+        return await self._load(request_id)
+
+    async def close(self, principal: Principal, request_id: str) -> PrivacyRequest:
+        """The client's staff close a request that failed and will not be tried again."""
+        self._decider(principal)
+        contact = await self._cancel(request_id, principal, "by the client's staff")
+        await self._tell(
+            contact,
+            "Your privacy request was cancelled",
+            "Your privacy request could not be carried out and was closed. " + COMPLAINT_ROUTE,
+        )
+        return await self._load(request_id)
+
+    async def _cancel(self, request_id: str, principal: Principal | None, by: str) -> str | None:
+        """End the request as cancelled and clear its personal data; returns whom to tell."""
         scope = principal.scope if principal else Scope.system()
         async with self.db.session(scope) as s:
-            found = await s.get(PrivacyRequest, request_id, with_for_update=True)
-            if found is None:
+            req = await s.scalar(  # a query, not get(): the caller's tenant scope applies to it
+                select(PrivacyRequest).where(PrivacyRequest.id == request_id).with_for_update()
+            )
+            if req is None:
                 raise NotFound("No such request.")
-            req = found
-            if principal is not None:
-                self._decider(principal)
-                if req.state != State.ERROR.value:
-                    raise InvalidState("Only a request that failed is closed this way: refuse it.")
-            elif req.state in (State.IN_PROCESSING.value, State.ERROR.value):
+            if principal is not None and req.state != State.ERROR.value:
+                raise InvalidState("Only a request that failed is closed this way: refuse it.")
+            if principal is None and req.state in (State.IN_PROCESSING.value, State.ERROR.value):
                 raise InvalidState("This request is already being carried out.")
-            by = "by the client's staff" if principal else "on the request's page"
             await self._to(s, req, State.CANCELED, principal.user_id if principal else None, by)
             contact = req.contact
             self._clear(req)
-        # Anyone holding the request's address can cancel it: the person always hears of it.
-        if principal is None:
-            body = "Your privacy request was cancelled on its page. If you did not cancel it, "
-            body += "make a new request: nothing was done with this one."
-        else:
-            body = (
-                "Your privacy request could not be carried out and was closed. " + COMPLAINT_ROUTE
-            )
-        await self._tell(contact, "Your privacy request was cancelled", body)
-        return await self._load(request_id)
+        return contact
 
     async def extend(self, principal: Principal, request_id: str, reason: str) -> PrivacyRequest:
         self._decider(principal)
@@ -1153,6 +1164,16 @@ class _Contact:
     """Whom to tell that the request is complete (read before the request is cleared)."""
 
     value: str | None
+
+
+async def _persons(s: AsyncSession, req: PrivacyRequest) -> list[Person]:
+    """The persons on file the request is about (as narrowed so far)."""
+    return list(await s.scalars(select(Person).where(Person.id.in_(req.person_ids))))
+
+
+def _correcting(req: PrivacyRequest, intake: Intake) -> str | None:
+    """The field a correction changes: never the one its code may be sent to."""
+    return fulfil.parse_correction(intake.details or "")[0] if req.kind == "correction" else None
 
 
 def _matched(req: PrivacyRequest) -> bool:

@@ -293,7 +293,7 @@ async def _decide(
             elif approved.state != State.COMPLETE.value:
                 done = "processing"  # waiting for the erasure notices (R51)
         elif action == "close":
-            await ctx.privacy.cancel(request_id, principal)
+            await ctx.privacy.close(principal, request_id)
         elif action == "deny":
             await ctx.privacy.deny(principal, request_id, reason, basis or None)
         else:

@@ -262,7 +262,7 @@ async def add_identity(ctx: Ctx, request_id: str, body: IdentityIn) -> StateOut:
     dependencies=[limited("privacy_code")],
 )
 async def cancel_request(ctx: Ctx, request_id: str) -> StateOut:
-    return _state(await ctx.privacy.cancel(request_id))
+    return _state(await ctx.privacy.withdraw(request_id))
 
 
 def _state(req: PrivacyRequest) -> StateOut:

@@ -488,7 +488,7 @@ async def cancel(
     """The person withdraws their request before it is carried out."""
     step = ("", "cancelled")
     return await _act(
-        request, ctx, request_id, csrf_token, step, lambda: ctx.privacy.cancel(request_id)
+        request, ctx, request_id, csrf_token, step, lambda: ctx.privacy.withdraw(request_id)
     )
 
 
